@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { hlcSchema } from '../clocks/hlc.js';
+import { vectorClockRecordSchema } from '../clocks/vector-clock.js';
+import { conflictStrategySchema, mutationStatusSchema } from '../conflict-strategy.js';
+import { fieldChangeSchema, mutationOpSchema } from '../delta.js';
+import { entityIdSchema, entityTypeSchema, tenantSchema } from '../identifiers.js';
+import { jsonObjectSchema } from '../json.js';
+import { cursorSchema } from '../sync-position.js';
+
+/** Message stored in MUTATIONS: a client's `mutate` with who sent it, as the gateway saw it. */
+export const mutationMessageSchema = z.strictObject({
+  mutationId: z.string().min(1).max(128),
+  tenant: tenantSchema,
+  userId: z.string().min(1).max(256),
+  clientId: z.string().min(1).max(256),
+  entityType: entityTypeSchema,
+  entityId: entityIdSchema,
+  op: mutationOpSchema,
+  data: jsonObjectSchema.optional(),
+  baseVersion: z.number().int().nonnegative(),
+  vectorClock: vectorClockRecordSchema,
+  hlc: hlcSchema,
+});
+export type MutationMessage = z.infer<typeof mutationMessageSchema>;
+
+/**
+ * Message stored in CHANGES: one committed entity version. The body is the client-facing
+ * delta (without `seq` and `cursor`, which only the stream knows), so a gateway forwards it
+ * without re-encoding. Routing data (author, mutation, status) travels in headers.
+ */
+export const changeEventSchema = z.strictObject({
+  entityType: entityTypeSchema,
+  entityId: entityIdSchema,
+  version: z.number().int().positive(),
+  op: mutationOpSchema,
+  deleted: z.boolean(),
+  changes: z.array(fieldChangeSchema),
+  vectorClock: vectorClockRecordSchema,
+  timestamp: hlcSchema,
+});
+export type ChangeEvent = z.infer<typeof changeEventSchema>;
+
+const entityStateSchema = z.object({
+  version: z.number().int().nonnegative(),
+  data: jsonObjectSchema.nullable(),
+  vectorClock: vectorClockRecordSchema,
+  hlc: z.string(),
+});
+export type EntityState = z.infer<typeof entityStateSchema>;
+
+/** Request to the conflict service: the three versions of the document and who made them. */
+export const conflictRequestSchema = z.strictObject({
+  tenant: tenantSchema,
+  entityType: entityTypeSchema,
+  entityId: entityIdSchema,
+  /** The document as of the mutation's base version (empty when it is older than the change log). */
+  base: jsonObjectSchema.nullable(),
+  server: entityStateSchema,
+  client: z.strictObject({
+    data: jsonObjectSchema.nullable(),
+    vectorClock: vectorClockRecordSchema,
+    hlc: z.string(),
+    clientId: z.string(),
+    mutationId: z.string(),
+  }),
+});
+export type ConflictRequest = z.infer<typeof conflictRequestSchema>;
+
+export const conflictResponseSchema = z.strictObject({
+  strategy: conflictStrategySchema,
+  /** The resolved document; `null` when the entity ends deleted. */
+  result: jsonObjectSchema.nullable(),
+  winner: z.enum(['client', 'server', 'merged']),
+  /** Fields where both sides changed and a per-field rule decided. */
+  contested: z.array(z.string()),
+});
+export type ConflictResponse = z.infer<typeof conflictResponseSchema>;
+
+/** Sent by a worker to the gateway that took a mutation, once it is processed. */
+export const outcomeMessageSchema = z.strictObject({
+  connectionId: z.string(),
+  mutationId: z.string(),
+  entityType: entityTypeSchema,
+  entityId: entityIdSchema,
+  status: mutationStatusSchema,
+  version: z.number().int().nonnegative(),
+  data: jsonObjectSchema.nullable().optional(),
+  vectorClock: vectorClockRecordSchema.optional(),
+  duplicate: z.boolean().optional(),
+});
+export type OutcomeMessage = z.infer<typeof outcomeMessageSchema>;
+
+/** Query: the recorded outcome of a mutation id (for a resent mutation). */
+export const outcomeQuerySchema = z.strictObject({ tenant: tenantSchema, mutationId: z.string().min(1).max(128) });
+export type OutcomeQuery = z.infer<typeof outcomeQuerySchema>;
+export const outcomeQueryResultSchema = z.union([
+  z.strictObject({ found: z.literal(false) }),
+  z.strictObject({ found: z.literal(true), outcome: outcomeMessageSchema.omit({ connectionId: true }) }),
+]);
+export type OutcomeQueryResult = z.infer<typeof outcomeQueryResultSchema>;
+
+/** Query: changes of an entity type after a stream sequence, or of one entity after a version. */
+export const changesQuerySchema = z.strictObject({
+  tenant: tenantSchema,
+  entityType: entityTypeSchema,
+  afterSeq: z.number().int().nonnegative().optional(),
+  entityId: entityIdSchema.optional(),
+  afterVersion: z.number().int().nonnegative().optional(),
+  limit: z.number().int().min(1).max(1000),
+});
+export type ChangesQuery = z.infer<typeof changesQuerySchema>;
+
+export const changesQueryResultSchema = z.strictObject({
+  changes: z.array(changeEventSchema.extend({ seq: z.number().int().positive().nullable() })),
+  hasMore: z.boolean(),
+  /** Oldest stream sequence the change log still holds for this tenant (0 when empty). */
+  oldestSeq: z.number().int().nonnegative(),
+});
+export type ChangesQueryResult = z.infer<typeof changesQueryResultSchema>;
+
+/** Query: the current entities of a type, paged by entity id. */
+export const snapshotQuerySchema = z.strictObject({
+  tenant: tenantSchema,
+  entityType: entityTypeSchema,
+  entityId: entityIdSchema.optional(),
+  afterEntityId: z.string().max(512).optional(),
+  limit: z.number().int().min(1).max(1000),
+});
+export type SnapshotQuery = z.infer<typeof snapshotQuerySchema>;
+
+export const snapshotQueryResultSchema = z.strictObject({
+  entities: z.array(
+    z.strictObject({
+      entityId: z.string(),
+      version: z.number().int(),
+      data: jsonObjectSchema.nullable(),
+      deleted: z.boolean(),
+      vectorClock: vectorClockRecordSchema,
+    }),
+  ),
+  hasMore: z.boolean(),
+});
+export type SnapshotQueryResult = z.infer<typeof snapshotQueryResultSchema>;
+
+/** Reply envelope of every request/reply exchange: data, or a stable error. */
+export const replyErrorSchema = z.strictObject({ error: z.strictObject({ code: z.string(), message: z.string() }) });
+
+export { cursorSchema };

@@ -1,0 +1,76 @@
+/**
+ * Stable error codes. Clients switch on `code`; the message is for humans and may change.
+ * Each edge maps a code once: an `error` frame or close code on WebSocket, a status on HTTP,
+ * ack / nak / term on JetStream.
+ */
+export const ErrorCode = {
+  /** The frame is not JSON, or not an object. */
+  BAD_FRAME: 'BAD_FRAME',
+  /** The frame's `type` is not part of the protocol. */
+  UNKNOWN_TYPE: 'UNKNOWN_TYPE',
+  /** The frame's payload does not match the schema of its type. */
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  /** The frame is larger than the gateway accepts. */
+  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
+  /** A value is not safe JSON: too deep, NUL characters, or prototype-polluting keys. */
+  UNSAFE_INPUT: 'UNSAFE_INPUT',
+  /** A tenant, entity type or entity id cannot be used as a subject token. */
+  INVALID_IDENTIFIER: 'INVALID_IDENTIFIER',
+  /** The client's hybrid logical clock is too far from the server's. */
+  CLOCK_SKEW: 'CLOCK_SKEW',
+  /** Missing, malformed or expired credentials. */
+  AUTH_INVALID: 'AUTH_INVALID',
+  /** The credentials do not allow this tenant, entity type or action. */
+  FORBIDDEN: 'FORBIDDEN',
+  /** A mutation refers to an entity type the connection has not subscribed or may not use. */
+  NOT_SUBSCRIBED: 'NOT_SUBSCRIBED',
+  /** The cursor is malformed. */
+  INVALID_CURSOR: 'INVALID_CURSOR',
+  /** Too many requests; `retryAfterMs` says when to try again. */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /** A dependency (JetStream, PostgreSQL, a peer service) did not answer in time. */
+  UNAVAILABLE: 'UNAVAILABLE',
+  /** The protocol version is not supported. */
+  UNSUPPORTED_PROTOCOL: 'UNSUPPORTED_PROTOCOL',
+  /** An unexpected failure; the request may be retried. */
+  INTERNAL: 'INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface SynclineErrorOptions {
+  readonly retryAfterMs?: number;
+  readonly cause?: unknown;
+  readonly details?: unknown;
+}
+
+/** The one error type of the platform: a stable code, a human message, an optional retry hint. */
+export class SynclineError extends Error {
+  override readonly name = 'SynclineError';
+  readonly retryAfterMs: number | undefined;
+  readonly details: unknown;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options: SynclineErrorOptions = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.retryAfterMs = options.retryAfterMs;
+    this.details = options.details;
+  }
+
+  static is(value: unknown, code?: ErrorCode): value is SynclineError {
+    return value instanceof SynclineError && (code === undefined || value.code === code);
+  }
+}
+
+/** WebSocket close codes (4000-4999 are application defined). */
+export const CloseCode = {
+  /** Authentication failed; do not reconnect with the same token. */
+  AUTH_INVALID: 4401,
+  /** The protocol version offered is not supported. */
+  UNSUPPORTED_PROTOCOL: 4400,
+  /** The gateway is shutting down; reconnect (to any gateway) and resume. */
+  GOING_AWAY: 4001,
+} as const;

@@ -1,0 +1,153 @@
+import type { VectorClockRecord } from '../clocks/vector-clock.js';
+import type { MutationStatus } from '../conflict-strategy.js';
+import type { FieldChange, MutationOp } from '../delta.js';
+import type { ErrorCode } from '../errors.js';
+import type { JsonObject } from '../json.js';
+
+/**
+ * Server → client frames. The gateway builds these from validated data, so they are types
+ * rather than schemas; clients that want to check them can use `serverFrameTypes`.
+ */
+export interface WelcomePayload {
+  readonly protocolVersion: number;
+  readonly connectionId: string;
+  readonly gatewayId: string;
+  readonly userId: string;
+  readonly tenant: string;
+  /** Server wall clock, epoch ms, for the client's HLC and skew estimate. */
+  readonly serverTime: number;
+  readonly heartbeatIntervalMs: number;
+  readonly maxFrameBytes: number;
+}
+
+export interface SubscriptionState {
+  readonly entityType: string;
+  /** The cursor the subscription is at after any replay: live changes follow it. */
+  readonly cursor: string;
+  /** How many missed changes were replayed before this frame. */
+  readonly replayed: number;
+}
+
+export interface SubscribedPayload {
+  readonly subscriptions: readonly SubscriptionState[];
+}
+
+export interface UnsubscribedPayload {
+  readonly entityTypes: readonly string[];
+}
+
+/** One committed change of one entity, as every subscriber receives it. */
+export interface DeltaPayload {
+  readonly entityType: string;
+  readonly entityId: string;
+  readonly version: number;
+  readonly op: MutationOp;
+  /** True when the entity is deleted after this change (a tombstone). */
+  readonly deleted: boolean;
+  readonly changes: readonly FieldChange[];
+  readonly vectorClock: VectorClockRecord;
+  /** HLC timestamp of the change. */
+  readonly timestamp: string;
+  /** CHANGES stream sequence; absent in change-log pages that predate publication. */
+  readonly seq?: number;
+  /** Cursor to resume after this change. */
+  readonly cursor?: string;
+}
+
+/** The first ack says JetStream stored the mutation; the second says what became of it. */
+export type AckPayload =
+  | {
+      readonly status: 'accepted';
+      readonly mutationId: string;
+      readonly entityType: string;
+      readonly entityId: string;
+    }
+  | {
+      readonly status: MutationStatus;
+      readonly mutationId: string;
+      readonly entityType: string;
+      readonly entityId: string;
+      readonly version: number;
+      /** The server's document after the mutation, for `merged` (rebase) and `rejected` (roll back). */
+      readonly data?: JsonObject | null;
+      readonly vectorClock?: VectorClockRecord;
+      readonly seq?: number;
+      readonly cursor?: string;
+      /** True when this mutation id had already been processed; this is its recorded outcome. */
+      readonly duplicate?: boolean;
+    };
+
+export interface SnapshotEntity {
+  readonly entityId: string;
+  readonly version: number;
+  readonly data: JsonObject | null;
+  readonly deleted: boolean;
+  readonly vectorClock: VectorClockRecord;
+}
+
+export type SyncResponsePayload =
+  | {
+      readonly mode: 'changes';
+      readonly entityType: string;
+      readonly changes: readonly DeltaPayload[];
+      /** Cursor after the last change of this page; pass it as `since` for the next page. */
+      readonly cursor: string;
+      readonly hasMore: boolean;
+    }
+  | {
+      readonly mode: 'snapshot';
+      readonly entityType: string;
+      readonly entities: readonly SnapshotEntity[];
+      /** Subscribe with this cursor after the last page: nothing between is missed. */
+      readonly cursor: string;
+      readonly hasMore: boolean;
+      readonly nextPageToken?: string;
+    };
+
+export interface SyncRequiredPayload {
+  readonly entityType: string;
+  readonly reason: 'cursor_expired' | 'epoch_changed';
+  /** The cursor the client presented. */
+  readonly cursor: string;
+}
+
+export interface ErrorPayload {
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** The `id` of the client frame this error answers, when it had one. */
+  readonly ref?: string;
+  readonly retryAfterMs?: number;
+}
+
+export interface PongPayload {
+  readonly serverTime: number;
+}
+
+export interface ServerPayloads {
+  welcome: WelcomePayload;
+  subscribed: SubscribedPayload;
+  unsubscribed: UnsubscribedPayload;
+  delta: DeltaPayload;
+  ack: AckPayload;
+  sync_response: SyncResponsePayload;
+  sync_required: SyncRequiredPayload;
+  error: ErrorPayload;
+  pong: PongPayload;
+}
+
+export type ServerFrameType = keyof ServerPayloads;
+export const serverFrameTypes: readonly ServerFrameType[] = [
+  'welcome',
+  'subscribed',
+  'unsubscribed',
+  'delta',
+  'ack',
+  'sync_response',
+  'sync_required',
+  'error',
+  'pong',
+];
+
+export type ServerFrame = {
+  [K in ServerFrameType]: { type: K; id?: string; payload: ServerPayloads[K]; timestamp: number };
+}[ServerFrameType];

@@ -1,0 +1,66 @@
+/**
+ * JetStream streams and consumers, with the settings every service and deployment shares.
+ * Plain data in the shape of the JetStream API, so this file has no dependency on a client.
+ */
+const SECOND_NS = 1_000_000_000;
+const HOUR_NS = 3600 * SECOND_NS;
+
+export interface StreamNames {
+  readonly mutations: string;
+  readonly changes: string;
+}
+
+export const DEFAULT_STREAM_NAMES: StreamNames = { mutations: 'MUTATIONS', changes: 'CHANGES' };
+
+export interface StreamSettings {
+  /** How long messages are kept, in nanoseconds. */
+  readonly maxAgeNs: number;
+  readonly maxBytes: number;
+  /** Window in which a repeated message id is dropped as a duplicate, in nanoseconds. */
+  readonly duplicateWindowNs: number;
+  readonly replicas: number;
+}
+
+/**
+ * MUTATIONS is a work queue: a message leaves once a worker acknowledged it. Its duplicate window
+ * bounds how late a resent mutation is still caught by JetStream; later resends are caught by the
+ * `mutations` ledger in PostgreSQL.
+ */
+export const MUTATIONS_SETTINGS: StreamSettings = {
+  maxAgeNs: 7 * 24 * HOUR_NS,
+  maxBytes: 8 * 1024 ** 3,
+  duplicateWindowNs: 2 * 60 * SECOND_NS,
+  replicas: 1,
+};
+
+/**
+ * CHANGES is the replayable feed subscribers resume from. Its window bounds fast resume; older
+ * cursors get `sync_required`. The duplicate window covers outbox re-publication after a crash.
+ */
+export const CHANGES_SETTINGS: StreamSettings = {
+  maxAgeNs: 24 * HOUR_NS,
+  maxBytes: 8 * 1024 ** 3,
+  duplicateWindowNs: 10 * 60 * SECOND_NS,
+  replicas: 1,
+};
+
+/** The durable consumer all sync workers share. */
+export const WORKER_CONSUMER = {
+  durableName: 'sync-worker',
+  /** Time a worker has to commit a fetched batch before JetStream redelivers it. */
+  ackWaitNs: 30 * SECOND_NS,
+  /** Messages a worker may hold unacknowledged, across all replicas. */
+  maxAckPending: 20_000,
+  /** After this many deliveries a message is terminated and recorded instead of retried. */
+  maxDeliver: 20,
+} as const;
+
+/** Deterministic message ids: what makes a republished message a duplicate JetStream drops. */
+export const MessageIds = {
+  mutation(tenant: string, mutationId: string): string {
+    return `${tenant}:${mutationId}`;
+  },
+  change(tenant: string, entityType: string, entityId: string, version: number): string {
+    return `${tenant}:${entityType}:${entityId}:${version}`;
+  },
+};

@@ -1,0 +1,81 @@
+import { assertName, encodeEntityIdToken } from './identifiers.js';
+
+/**
+ * Every subject of the platform is built here; no other file holds a subject string.
+ *
+ * `namespace` is the first token of every subject (default `sync`), so several deployments or
+ * test runs can share one NATS account without seeing each other.
+ *
+ *   <ns>.mut.<tenant>.<type>.<id>     client and backend mutations (stream MUTATIONS)
+ *   <ns>.chg.<tenant>.<type>.<id>     committed changes, one per entity version (stream CHANGES)
+ *   <ns>.conflict.resolve             conflict resolution requests (queue group)
+ *   <ns>.outcome.<gatewayId>          a mutation's outcome, sent to the gateway that took it
+ *   <ns>.query.<name>                 read queries served by the sync workers (queue group)
+ */
+export class Subjects {
+  constructor(readonly namespace: string) {
+    assertName('tenant', namespace);
+  }
+
+  mutation(tenant: string, entityType: string, entityId: string): string {
+    return this.entitySubject('mut', tenant, entityType, entityId);
+  }
+
+  /** Everything MUTATIONS holds. */
+  allMutations(): string {
+    return `${this.namespace}.mut.>`;
+  }
+
+  change(tenant: string, entityType: string, entityId: string): string {
+    return this.entitySubject('chg', tenant, entityType, entityId);
+  }
+
+  /** Every change of one entity type of one tenant: what a subscription listens to. */
+  changesOfType(tenant: string, entityType: string): string {
+    return `${this.namespace}.chg.${assertName('tenant', tenant)}.${assertName('entity type', entityType)}.>`;
+  }
+
+  /** Everything CHANGES holds. */
+  allChanges(): string {
+    return `${this.namespace}.chg.>`;
+  }
+
+  conflictResolve(): string {
+    return `${this.namespace}.conflict.resolve`;
+  }
+
+  outcome(gatewayId: string): string {
+    return `${this.namespace}.outcome.${assertName('tenant', gatewayId)}`;
+  }
+
+  query(name: QueryName): string {
+    return `${this.namespace}.query.${name}`;
+  }
+
+  private entitySubject(kind: string, tenant: string, entityType: string, entityId: string): string {
+    return [
+      this.namespace,
+      kind,
+      assertName('tenant', tenant),
+      assertName('entity type', entityType),
+      encodeEntityIdToken(entityId),
+    ].join('.');
+  }
+}
+
+/** Queries the sync workers answer over request/reply. */
+export const QueryName = {
+  /** Changes of an entity type since a cursor, or of one entity since a version, from PostgreSQL. */
+  changes: 'changes',
+  /** Current state of an entity type (paged), or of one entity. */
+  snapshot: 'snapshot',
+  /** The recorded outcome of a mutation id, for resent mutations. */
+  outcome: 'outcome',
+} as const;
+export type QueryName = (typeof QueryName)[keyof typeof QueryName];
+
+/** Queue groups: every replica of a service joins one, so each request is served once. */
+export const QueueGroup = {
+  conflictService: 'conflict-service',
+  syncWorker: 'sync-worker',
+} as const;

@@ -1,0 +1,53 @@
+import 'reflect-metadata';
+import { DataSource } from 'typeorm';
+import { ChangeRecord } from './entities/change-record.js';
+import { ConflictPolicyRecord } from './entities/conflict-policy-record.js';
+import { ConflictRecord } from './entities/conflict-record.js';
+import { EntityRecord } from './entities/entity-record.js';
+import { MutationRecord } from './entities/mutation-record.js';
+import { RejectedMessageRecord } from './entities/rejected-message-record.js';
+import { InitialSchema1732492800000 } from './migrations/1732492800000-initial-schema.js';
+
+export const ENTITIES = [EntityRecord, ChangeRecord, MutationRecord, ConflictRecord, ConflictPolicyRecord, RejectedMessageRecord];
+export const MIGRATIONS = [InitialSchema1732492800000];
+
+export interface DataSourceOptions {
+  readonly url: string;
+  readonly poolSize: number;
+  readonly applicationName: string;
+}
+
+/** The schema is owned by migrations: `synchronize` stays off everywhere. */
+export function createDataSource(options: DataSourceOptions): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url: options.url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    synchronize: false,
+    migrationsRun: false,
+    migrationsTransactionMode: 'all',
+    applicationName: options.applicationName,
+    extra: { max: options.poolSize },
+  });
+}
+
+// Any constant works; it only has to be the same for every service that migrates.
+const MIGRATION_LOCK_KEY = 0x53796e63;
+
+/**
+ * Applies pending migrations under a PostgreSQL advisory lock, so replicas booting together
+ * migrate once and the others wait for the schema.
+ */
+export async function runMigrations(dataSource: DataSource): Promise<string[]> {
+  const runner = dataSource.createQueryRunner();
+  await runner.connect();
+  try {
+    await runner.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    const applied = await dataSource.runMigrations({ transaction: 'all' });
+    return applied.map((migration) => migration.name);
+  } finally {
+    await runner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await runner.release();
+  }
+}

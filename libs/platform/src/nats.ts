@@ -1,0 +1,139 @@
+import { connect, type NatsConnection, headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@nats-io/jetstream';
+import {
+  CHANGES_SETTINGS,
+  MUTATIONS_SETTINGS,
+  type StreamNames,
+  type StreamSettings,
+  Subjects,
+  ErrorCode,
+  SynclineError,
+} from '@syncline/contracts';
+import type { z } from 'zod';
+
+export interface NatsOptions {
+  readonly servers: string[];
+  readonly name: string;
+}
+
+/**
+ * Connects to NATS. `noAsyncTraces` stops nats.js from building an `Error` per request to keep
+ * async stack traces: that alone roughly doubles publish throughput.
+ */
+export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
+  return connect({
+    servers: options.servers,
+    name: options.name,
+    noAsyncTraces: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    pingInterval: 10_000,
+  });
+}
+
+export interface StreamLayout {
+  readonly subjects: Subjects;
+  readonly names: StreamNames;
+  readonly replicas: number;
+}
+
+/**
+ * Creates the two streams, or brings an existing one's settings up to date. Safe to run from
+ * every replica at boot.
+ */
+export async function ensureStreams(jsm: JetStreamManager, layout: StreamLayout): Promise<void> {
+  await ensureStream(jsm, layout.names.mutations, layout.subjects.allMutations(), MUTATIONS_SETTINGS, layout.replicas, true);
+  await ensureStream(jsm, layout.names.changes, layout.subjects.allChanges(), CHANGES_SETTINGS, layout.replicas, false);
+}
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  name: string,
+  subject: string,
+  settings: StreamSettings,
+  replicas: number,
+  workQueue: boolean,
+): Promise<void> {
+  const config = {
+    name,
+    subjects: [subject],
+    retention: workQueue ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: settings.maxAgeNs,
+    max_bytes: settings.maxBytes,
+    duplicate_window: settings.duplicateWindowNs,
+    num_replicas: replicas,
+    // Direct get serves the outbox relay's "last message of this entity" lookups.
+    allow_direct: true,
+  };
+  try {
+    await jsm.streams.info(name);
+    const { retention: _fixed, storage: _alsoFixed, ...updatable } = config;
+    await jsm.streams.update(name, updatable);
+  } catch (error) {
+    if (!isStreamNotFound(error)) throw error;
+    await jsm.streams.add(config);
+  }
+}
+
+function isStreamNotFound(error: unknown): boolean {
+  return error instanceof Error && /stream not found/i.test(error.message);
+}
+
+export { jetstreamManager };
+
+/** Builds NATS headers from plain pairs. */
+export function headersFrom(pairs: Record<string, string | undefined>): MsgHdrs {
+  const h = natsHeaders();
+  for (const [key, value] of Object.entries(pairs)) if (value !== undefined) h.set(key, value);
+  return h;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeJson(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+export function decodeJson(data: Uint8Array): unknown {
+  return JSON.parse(decoder.decode(data));
+}
+
+/**
+ * Request/reply with JSON bodies and a schema-checked answer. A reply `{error:{code,message}}`
+ * becomes a `SynclineError`; no responder or a timeout becomes `UNAVAILABLE`.
+ */
+export async function requestJson<S extends z.ZodType>(
+  nc: NatsConnection,
+  subject: string,
+  body: unknown,
+  schema: S,
+  options: { timeoutMs: number; headers?: MsgHdrs },
+): Promise<z.infer<S>> {
+  let reply;
+  try {
+    reply = await nc.request(subject, encodeJson(body), {
+      timeout: options.timeoutMs,
+      ...(options.headers ? { headers: options.headers } : {}),
+    });
+  } catch (cause) {
+    throw new SynclineError(ErrorCode.UNAVAILABLE, `no answer on ${subject}`, { cause, retryAfterMs: 1000 });
+  }
+  const decoded = decodeJson(reply.data) as { error?: { code: string; message: string } };
+  if (decoded && typeof decoded === 'object' && decoded.error) {
+    throw new SynclineError(decoded.error.code as ErrorCode, decoded.error.message);
+  }
+  const parsed = schema.safeParse(decoded);
+  if (!parsed.success) {
+    throw new SynclineError(ErrorCode.INTERNAL, `malformed reply on ${subject}: ${parsed.error.message}`);
+  }
+  return parsed.data;
+}
+
+/** The error body of a request/reply answer. */
+export function replyError(error: unknown): { error: { code: string; message: string } } {
+  if (error instanceof SynclineError) return { error: { code: error.code, message: error.message } };
+  return { error: { code: ErrorCode.INTERNAL, message: 'internal error' } };
+}
