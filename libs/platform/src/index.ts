@@ -4,3 +4,5 @@ export * from './nats.js';
 export * from './telemetry.js';
 export * from './shutdown.js';
 export * from './instance.js';
+export * from './nest.js';
+export * from './boot.js';

@@ -1,0 +1,33 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { CONFIG } from '@syncline/platform';
+import type { ConflictStrategy } from '@syncline/contracts';
+import type { ConflictServiceConfig } from '../config.js';
+import { PolicyRepository } from './policy.repository.js';
+
+interface CachedPolicy {
+  readonly strategy: ConflictStrategy;
+  readonly expiresAt: number;
+}
+
+/**
+ * The strategy for a tenant's entity type: its row in `conflict_policies`, or the configured
+ * default. Cached briefly, since conflicts of one entity type tend to come in bursts.
+ */
+@Injectable()
+export class PolicyService {
+  private readonly cache = new Map<string, CachedPolicy>();
+
+  constructor(
+    private readonly policies: PolicyRepository,
+    @Inject(CONFIG) private readonly config: ConflictServiceConfig,
+  ) {}
+
+  async strategyFor(tenant: string, entityType: string): Promise<ConflictStrategy> {
+    const key = `${tenant}\u0000${entityType}`;
+    const cached = this.cache.get(key);
+    if (cached && cached.expiresAt > Date.now()) return cached.strategy;
+    const strategy = (await this.policies.findStrategy(tenant, entityType)) ?? this.config.DEFAULT_CONFLICT_STRATEGY;
+    this.cache.set(key, { strategy, expiresAt: Date.now() + this.config.POLICY_CACHE_TTL_MS });
+    return strategy;
+  }
+}

@@ -1,0 +1,84 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import { ErrorCode, QueueGroup, Subjects, SynclineError, conflictRequestSchema } from '@syncline/contracts';
+import {
+  CONFIG,
+  LOGGER,
+  NATS,
+  TELEMETRY,
+  SpanKind,
+  decodeJson,
+  encodeJson,
+  endSpan,
+  extractTraceContext,
+  replyError,
+  type Logger,
+  type Telemetry,
+} from '@syncline/platform';
+import type { ConflictServiceConfig } from '../config.js';
+import { ResolutionService } from './resolution.service.js';
+
+/** The NATS edge of the service: requests on `<ns>.conflict.resolve`, in a queue group. */
+@Injectable()
+export class ResolutionResponder implements OnApplicationBootstrap, OnApplicationShutdown {
+  private subscription: Subscription | undefined;
+
+  constructor(
+    private readonly resolutions: ResolutionService,
+    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(CONFIG) private readonly config: ConflictServiceConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(TELEMETRY) private readonly telemetry: Telemetry,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const subject = new Subjects(this.config.SYNC_NAMESPACE).conflictResolve();
+    this.subscription = this.nats.subscribe(subject, {
+      queue: QueueGroup.conflictService,
+      callback: (error, msg) => {
+        if (error) {
+          this.logger.error({ err: error }, 'subscription failed');
+          return;
+        }
+        void this.answer(msg);
+      },
+    });
+    this.logger.info({ subject }, 'resolving conflicts');
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    // Drain: requests already received are answered before the connection closes.
+    await this.subscription?.drain();
+  }
+
+  private async answer(msg: Msg): Promise<void> {
+    const span = this.telemetry.tracer.startSpan(
+      'conflict.resolve',
+      { kind: SpanKind.SERVER },
+      extractTraceContext(msg.headers),
+    );
+    try {
+      const request = conflictRequestSchema.safeParse(safeDecode(msg.data));
+      if (!request.success) {
+        throw new SynclineError(ErrorCode.VALIDATION_FAILED, `invalid conflict request: ${request.error.issues[0]?.message}`);
+      }
+      span.setAttributes({ 'sync.tenant': request.data.tenant, 'sync.entity_type': request.data.entityType });
+      const response = await this.resolutions.resolve(request.data);
+      span.setAttributes({ 'sync.strategy': response.strategy, 'sync.winner': response.winner });
+      msg.respond(encodeJson(response));
+      endSpan(span);
+    } catch (error) {
+      if (!SynclineError.is(error)) this.logger.error({ err: error }, 'conflict resolution failed');
+      msg.respond(encodeJson(replyError(error)));
+      endSpan(span, error);
+    }
+  }
+}
+
+function safeDecode(data: Uint8Array): unknown {
+  try {
+    return decodeJson(data);
+  } catch {
+    return undefined;
+  }
+}

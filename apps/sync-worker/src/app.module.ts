@@ -1,0 +1,41 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import { DATA_SOURCE, runtimeProviders, type Runtime } from '@syncline/platform';
+import type { SyncWorkerConfig } from './config.js';
+import { ConflictClient } from './conflicts/conflict.client.js';
+import { BatchProcessor } from './mutations/batch-processor.service.js';
+import { EntityStoreRepository } from './mutations/entity-store.repository.js';
+import { MutationConsumer } from './mutations/mutation.consumer.js';
+import { RejectedMessageRepository } from './mutations/rejected-message.repository.js';
+import { ChangePublisher } from './outbox/change-publisher.service.js';
+import { OutboxRelayJob } from './outbox/outbox-relay.job.js';
+import { OutboxRepository } from './outbox/outbox.repository.js';
+import { OutcomeNotifier } from './outcomes/outcome-notifier.js';
+import { QueryRepository } from './queries/query.repository.js';
+import { QueryResponder } from './queries/query.responder.js';
+import { RetentionJob } from './retention/retention.job.js';
+
+@Module({})
+export class AppModule {
+  static register(runtime: Runtime<SyncWorkerConfig>, dataSource: DataSource): DynamicModule {
+    return {
+      module: AppModule,
+      providers: [
+        ...runtimeProviders(runtime),
+        { provide: DATA_SOURCE, useValue: dataSource },
+        EntityStoreRepository,
+        RejectedMessageRepository,
+        ConflictClient,
+        BatchProcessor,
+        OutboxRepository,
+        ChangePublisher,
+        OutboxRelayJob,
+        OutcomeNotifier,
+        MutationConsumer,
+        QueryRepository,
+        QueryResponder,
+        RetentionJob,
+      ],
+    };
+  }
+}

@@ -1,0 +1,22 @@
+import { z } from 'zod';
+import { commonEnvSchema, databaseEnvSchema, positiveInt } from '@syncline/platform';
+
+export const syncWorkerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.shape).extend({
+  /** Most mutations committed in one PostgreSQL transaction. */
+  WORKER_BATCH_SIZE: positiveInt(500),
+  /** Messages fetched ahead of processing, per worker. */
+  WORKER_PREFETCH: positiveInt(1000),
+  /** Apply pending migrations at boot (under an advisory lock, so replicas migrate once). */
+  MIGRATE_ON_BOOT: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((value) => value === 'true'),
+  /** How often the outbox relay looks for committed changes not yet in CHANGES. */
+  OUTBOX_RELAY_INTERVAL_MS: positiveInt(1000),
+  /** A change unpublished for this long is taken over by the relay (its publisher likely died). */
+  OUTBOX_RELAY_GRACE_MS: positiveInt(2000),
+  /** The change log and the idempotency ledger keep this many hours. */
+  CHANGE_LOG_RETENTION_HOURS: positiveInt(24 * 30),
+  RETENTION_INTERVAL_MS: positiveInt(60 * 60 * 1000),
+});
+export type SyncWorkerConfig = z.infer<typeof syncWorkerEnvSchema>;

@@ -1,0 +1,23 @@
+import type { JsonObject, MutationMessage, MutationStatus, VectorClockRecord } from '@syncline/contracts';
+import type { Context } from '@syncline/platform';
+
+/** A validated mutation with what its JetStream message carried besides the body. */
+export interface IncomingMutation {
+  readonly mutation: MutationMessage;
+  readonly gatewayId: string | null;
+  readonly connectionId: string | null;
+  readonly receivedAt: number | null;
+  /** Context of the worker's span for this mutation; its trace started at the gateway. */
+  readonly trace: Context;
+  readonly traceparent: string | null;
+}
+
+export interface MutationOutcome {
+  readonly incoming: IncomingMutation;
+  readonly status: MutationStatus;
+  readonly version: number;
+  /** The server's document, sent back for `merged` (rebase) and `rejected` (roll back). */
+  readonly data?: JsonObject | null;
+  readonly vectorClock?: VectorClockRecord;
+  readonly duplicate: boolean;
+}

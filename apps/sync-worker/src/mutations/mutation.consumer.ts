@@ -1,0 +1,220 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { Header, WORKER_CONSUMER, mutationMessageSchema } from '@syncline/contracts';
+import {
+  CONFIG,
+  LOGGER,
+  NATS,
+  TELEMETRY,
+  SpanKind,
+  decodeJson,
+  endSpan,
+  extractTraceContext,
+  trace,
+  traceparentOf,
+  type Logger,
+  type Span,
+  type Telemetry,
+} from '@syncline/platform';
+import type { SyncWorkerConfig } from '../config.js';
+import { ChangePublisher } from '../outbox/change-publisher.service.js';
+import { OutcomeNotifier } from '../outcomes/outcome-notifier.js';
+import { BatchProcessor } from './batch-processor.service.js';
+import { failureKind } from './failure-kind.js';
+import type { IncomingMutation } from './incoming-mutation.js';
+import { RejectedMessageRepository } from './rejected-message.repository.js';
+
+interface Delivery {
+  readonly msg: JsMsg;
+  readonly incoming: IncomingMutation;
+  readonly span: Span;
+}
+
+/**
+ * The JetStream edge of the worker. Messages arrive continuously from the shared durable
+ * consumer; whatever has arrived while the previous batch was committing forms the next batch,
+ * so a quiet system commits one mutation at a time (low latency) and a busy one commits
+ * hundreds per transaction (high throughput). Only this class acks, naks or terminates.
+ */
+@Injectable()
+export class MutationConsumer implements OnApplicationBootstrap, OnApplicationShutdown {
+  private messages: ConsumerMessages | undefined;
+  private readonly waiting: JsMsg[] = [];
+  private draining: Promise<void> | undefined;
+
+  constructor(
+    private readonly processor: BatchProcessor,
+    private readonly publisher: ChangePublisher,
+    private readonly outcomes: OutcomeNotifier,
+    private readonly rejected: RejectedMessageRepository,
+    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(CONFIG) private readonly config: SyncWorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(TELEMETRY) private readonly telemetry: Telemetry,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.ensureConsumer();
+    const consumer = await jetstream(this.nats).consumers.get(this.config.MUTATIONS_STREAM, WORKER_CONSUMER.durableName);
+    this.messages = await consumer.consume({ max_messages: this.config.WORKER_PREFETCH });
+    void this.receive(this.messages);
+    this.logger.info({ stream: this.config.MUTATIONS_STREAM, consumer: WORKER_CONSUMER.durableName }, 'consuming mutations');
+  }
+
+  /** Stops fetching, then finishes and acknowledges what it holds. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.messages?.close();
+    await this.draining;
+  }
+
+  private async ensureConsumer(): Promise<void> {
+    const jsm = await jetstreamManager(this.nats);
+    const config = {
+      durable_name: WORKER_CONSUMER.durableName,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: WORKER_CONSUMER.ackWaitNs,
+      max_ack_pending: WORKER_CONSUMER.maxAckPending,
+      max_deliver: WORKER_CONSUMER.maxDeliver,
+    };
+    try {
+      await jsm.consumers.info(this.config.MUTATIONS_STREAM, WORKER_CONSUMER.durableName);
+    } catch {
+      await jsm.consumers.add(this.config.MUTATIONS_STREAM, config).catch(async (error: unknown) => {
+        // Another replica created it at the same moment.
+        await jsm.consumers.info(this.config.MUTATIONS_STREAM, WORKER_CONSUMER.durableName).catch(() => {
+          throw error;
+        });
+      });
+    }
+  }
+
+  private async receive(messages: ConsumerMessages): Promise<void> {
+    for await (const msg of messages) {
+      this.waiting.push(msg);
+      this.draining ??= this.drain().finally(() => {
+        this.draining = undefined;
+      });
+    }
+  }
+
+  private async drain(): Promise<void> {
+    // Let the messages that arrived in the same tick join the batch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, this.config.WORKER_BATCH_SIZE);
+      await this.handle(batch);
+    }
+  }
+
+  private async handle(batch: readonly JsMsg[]): Promise<void> {
+    const deliveries: Delivery[] = [];
+    for (const msg of batch) {
+      const delivery = this.decode(msg);
+      if (delivery) deliveries.push(delivery);
+    }
+    if (deliveries.length > 0) await this.commit(deliveries);
+  }
+
+  /** Validates one message; one that can never succeed is terminated and recorded. */
+  private decode(msg: JsMsg): Delivery | undefined {
+    let body: unknown;
+    try {
+      body = decodeJson(msg.data);
+    } catch {
+      void this.reject(msg, 'not valid JSON');
+      return undefined;
+    }
+    const parsed = mutationMessageSchema.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      void this.reject(msg, `schema: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+      return undefined;
+    }
+    const span = this.telemetry.tracer.startSpan(
+      'mutation.process',
+      { kind: SpanKind.CONSUMER, attributes: { 'sync.mutation_id': parsed.data.mutationId, 'sync.entity_type': parsed.data.entityType } },
+      extractTraceContext(msg.headers),
+    );
+    const spanContext = trace.setSpan(extractTraceContext(msg.headers), span);
+    const receivedAt = Number(msg.headers?.get(Header.receivedAt));
+    return {
+      msg,
+      span,
+      incoming: {
+        mutation: parsed.data,
+        gatewayId: msg.headers?.get(Header.gatewayId) || null,
+        connectionId: msg.headers?.get(Header.connectionId) || null,
+        receivedAt: Number.isFinite(receivedAt) && receivedAt > 0 ? receivedAt : null,
+        trace: spanContext,
+        traceparent: traceparentOf(spanContext) ?? null,
+      },
+    };
+  }
+
+  private async commit(deliveries: readonly Delivery[]): Promise<void> {
+    let result;
+    try {
+      result = await this.processor.process(deliveries.map((d) => d.incoming));
+    } catch (error) {
+      await this.recover(deliveries, error);
+      return;
+    }
+    await this.publisher.publishCommitted(result.committed);
+    this.outcomes.notify(result.outcomes);
+    for (const { msg, span } of deliveries) {
+      msg.ack();
+      endSpan(span);
+    }
+  }
+
+  /**
+   * A batch failed. Bad data (PostgreSQL refused a value) is isolated by halving the batch
+   * until the message at fault stands alone, and that one is terminated; anything else is
+   * transient and the whole batch is retried later with backoff.
+   */
+  private async recover(deliveries: readonly Delivery[], error: unknown): Promise<void> {
+    if (failureKind(error) === 'bad-data') {
+      if (deliveries.length === 1) {
+        const { msg, span } = deliveries[0] as Delivery;
+        await this.reject(msg, `refused by the database: ${(error as Error).message}`);
+        endSpan(span, error);
+        return;
+      }
+      const middle = Math.ceil(deliveries.length / 2);
+      await this.commit(deliveries.slice(0, middle));
+      await this.commit(deliveries.slice(middle));
+      return;
+    }
+    this.logger.warn({ err: error, size: deliveries.length }, 'batch failed; will be redelivered');
+    for (const { msg, span } of deliveries) {
+      msg.nak(retryDelayMs(msg.info.deliveryCount));
+      endSpan(span, error);
+    }
+  }
+
+  private async reject(msg: JsMsg, reason: string): Promise<void> {
+    try {
+      await this.rejected.record(this.config.MUTATIONS_STREAM, msg.seq, msg.subject, reason, msg.data);
+      msg.term(reason);
+      this.logger.warn({ seq: msg.seq, subject: msg.subject, reason }, 'mutation terminated');
+    } catch (error) {
+      // Not recorded yet: let it come back rather than drop it silently.
+      this.logger.error({ err: error }, 'could not record a rejected message');
+      msg.nak(retryDelayMs(msg.info.deliveryCount));
+    }
+  }
+}
+
+/** Exponential backoff from 250 ms to 30 s by delivery attempt. */
+export function retryDelayMs(deliveryCount: number): number {
+  return Math.min(30_000, 250 * 2 ** Math.max(0, deliveryCount - 1));
+}

@@ -1,0 +1,48 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { CONFIG, LOGGER, type Logger } from '@syncline/platform';
+import type { SyncWorkerConfig } from '../config.js';
+import { ChangePublisher } from './change-publisher.service.js';
+import { OutboxRepository } from './outbox.repository.js';
+
+/**
+ * The safety net of the transactional outbox: changes committed but not published (the worker
+ * died between commit and publish, or JetStream was unreachable) are published from here, once
+ * they are older than a grace period that leaves their own worker time to do it.
+ */
+@Injectable()
+export class OutboxRelayJob implements OnApplicationBootstrap, OnApplicationShutdown {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly outbox: OutboxRepository,
+    private readonly publisher: ChangePublisher,
+    @Inject(CONFIG) private readonly config: SyncWorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.relayOnce().finally(() => {
+        this.running = undefined;
+      });
+    }, this.config.OUTBOX_RELAY_INTERVAL_MS);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** Publishes what is pending; returns how many changes it published. */
+  async relayOnce(graceMs = this.config.OUTBOX_RELAY_GRACE_MS): Promise<void> {
+    try {
+      const entities = await this.outbox.entitiesWithUnpublished(graceMs, 500);
+      let count = 0;
+      for (const key of entities) count += (await this.publisher.relayEntity(key)).length;
+      if (count > 0) this.logger.info({ count, entities: entities.length }, 'outbox relay published changes');
+    } catch (error) {
+      this.logger.warn({ err: error }, 'outbox relay failed; retrying on the next tick');
+    }
+  }
+}

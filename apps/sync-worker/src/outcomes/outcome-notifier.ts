@@ -1,0 +1,42 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Subjects, type OutcomeMessage } from '@syncline/contracts';
+import { CONFIG, NATS, encodeJson } from '@syncline/platform';
+import type { SyncWorkerConfig } from '../config.js';
+import type { MutationOutcome } from '../mutations/incoming-mutation.js';
+
+/**
+ * Tells the gateway that took a mutation what became of it, so it can ack the author.
+ * Core NATS, fire and forget: a lost outcome costs the client a resend, which the ledger
+ * answers with the recorded outcome.
+ */
+@Injectable()
+export class OutcomeNotifier {
+  private readonly subjects: Subjects;
+
+  constructor(
+    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(CONFIG) config: SyncWorkerConfig,
+  ) {
+    this.subjects = new Subjects(config.SYNC_NAMESPACE);
+  }
+
+  notify(outcomes: readonly MutationOutcome[]): void {
+    for (const outcome of outcomes) {
+      const { gatewayId, connectionId, mutation } = outcome.incoming;
+      if (!gatewayId || !connectionId) continue;
+      const message: OutcomeMessage = {
+        connectionId,
+        mutationId: mutation.mutationId,
+        entityType: mutation.entityType,
+        entityId: mutation.entityId,
+        status: outcome.status,
+        version: outcome.version,
+        ...(outcome.data === undefined ? {} : { data: outcome.data }),
+        ...(outcome.vectorClock === undefined ? {} : { vectorClock: outcome.vectorClock }),
+        ...(outcome.duplicate ? { duplicate: true } : {}),
+      };
+      this.nats.publish(this.subjects.outcome(gatewayId), encodeJson(message));
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import type {
+  ChangesQuery,
+  ChangesQueryResult,
+  JsonObject,
+  OutcomeQuery,
+  OutcomeQueryResult,
+  SnapshotQuery,
+  SnapshotQueryResult,
+  VectorClockRecord,
+} from '@syncline/contracts';
+import { DATA_SOURCE } from '@syncline/platform';
+import { changeEventOf } from '../outbox/change-publisher.service.js';
+import { toChangeRow } from '../outbox/outbox.repository.js';
+
+/** Reads for clients that sync from PostgreSQL: change log pages, snapshots, recorded outcomes. */
+@Injectable()
+export class QueryRepository {
+  constructor(@Inject(DATA_SOURCE) private readonly dataSource: DataSource) {}
+
+  async changes(query: ChangesQuery): Promise<ChangesQueryResult> {
+    const rows: Array<Record<string, unknown>> =
+      query.entityId === undefined
+        ? await this.dataSource.query(
+            `SELECT * FROM changes WHERE tenant = $1 AND entity_type = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
+            [query.tenant, query.entityType, query.afterSeq ?? 0, query.limit + 1],
+          )
+        : await this.dataSource.query(
+            `SELECT * FROM changes WHERE tenant = $1 AND entity_type = $2 AND entity_id = $3 AND version > $4
+              ORDER BY version LIMIT $5`,
+            [query.tenant, query.entityType, query.entityId, query.afterVersion ?? 0, query.limit + 1],
+          );
+    const oldest: Array<{ oldest: string | null }> = await this.dataSource.query(
+      `SELECT min(seq) AS oldest FROM changes WHERE tenant = $1 AND entity_type = $2`,
+      [query.tenant, query.entityType],
+    );
+    return {
+      changes: rows.slice(0, query.limit).map((row) => ({
+        ...changeEventOf(toChangeRow(row)),
+        seq: row['seq'] === null ? null : Number(row['seq']),
+      })),
+      hasMore: rows.length > query.limit,
+      oldestSeq: Number(oldest[0]?.oldest ?? 0),
+    };
+  }
+
+  async snapshot(query: SnapshotQuery): Promise<SnapshotQueryResult> {
+    const rows: Array<Record<string, unknown>> = await this.dataSource.query(
+      `SELECT entity_id, version, data, deleted, vector_clock FROM entities
+        WHERE tenant = $1 AND entity_type = $2 AND version > 0
+          AND ($3::text IS NULL OR entity_id = $3) AND ($4::text IS NULL OR entity_id > $4)
+        ORDER BY entity_id LIMIT $5`,
+      [query.tenant, query.entityType, query.entityId ?? null, query.afterEntityId ?? null, query.limit + 1],
+    );
+    return {
+      entities: rows.slice(0, query.limit).map((row) => ({
+        entityId: row['entity_id'] as string,
+        version: Number(row['version']),
+        data: (row['data'] as JsonObject | null) ?? null,
+        deleted: row['deleted'] as boolean,
+        vectorClock: row['vector_clock'] as VectorClockRecord,
+      })),
+      hasMore: rows.length > query.limit,
+    };
+  }
+
+  async outcome(query: OutcomeQuery): Promise<OutcomeQueryResult> {
+    const rows: Array<Record<string, unknown>> = await this.dataSource.query(
+      `SELECT m.entity_type, m.entity_id, m.status, m.version, e.data, e.deleted, e.vector_clock
+         FROM mutations m
+         LEFT JOIN entities e ON e.tenant = m.tenant AND e.entity_type = m.entity_type AND e.entity_id = m.entity_id
+        WHERE m.tenant = $1 AND m.mutation_id = $2`,
+      [query.tenant, query.mutationId],
+    );
+    const row = rows[0];
+    if (!row) return { found: false };
+    const status = row['status'] as 'applied' | 'merged' | 'rejected';
+    return {
+      found: true,
+      outcome: {
+        mutationId: query.mutationId,
+        entityType: row['entity_type'] as string,
+        entityId: row['entity_id'] as string,
+        status,
+        version: Number(row['version']),
+        // The current document, which the client needs to rebase or roll back.
+        ...(status === 'applied' ? {} : { data: row['deleted'] ? null : ((row['data'] as JsonObject | null) ?? null) }),
+        vectorClock: (row['vector_clock'] as VectorClockRecord | null) ?? {},
+        duplicate: true,
+      },
+    };
+  }
+}

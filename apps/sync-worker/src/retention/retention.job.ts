@@ -1,0 +1,65 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import { CONFIG, DATA_SOURCE, LOGGER, type Logger } from '@syncline/platform';
+import type { SyncWorkerConfig } from '../config.js';
+
+/**
+ * Prunes the change log and the idempotency ledger by age. Unpublished changes are kept
+ * whatever their age: the outbox still owes them to CHANGES. Deleting in slices keeps each
+ * transaction short so it never holds up the mutation path.
+ */
+@Injectable()
+export class RetentionJob implements OnApplicationBootstrap, OnApplicationShutdown {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    @Inject(DATA_SOURCE) private readonly dataSource: DataSource,
+    @Inject(CONFIG) private readonly config: SyncWorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.pruneOnce().finally(() => {
+        this.running = undefined;
+      });
+    }, this.config.RETENTION_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** Deletes what is older than the retention window; returns the number of rows removed. */
+  async pruneOnce(retentionHours = this.config.CHANGE_LOG_RETENTION_HOURS): Promise<{ changes: number; mutations: number }> {
+    const removed = { changes: 0, mutations: 0 };
+    try {
+      removed.changes = await this.pruneInSlices(
+        `DELETE FROM changes WHERE id IN (
+           SELECT id FROM changes WHERE created_at < now() - make_interval(hours => $1) AND seq IS NOT NULL LIMIT 5000)`,
+        retentionHours,
+      );
+      removed.mutations = await this.pruneInSlices(
+        `DELETE FROM mutations WHERE (tenant, mutation_id) IN (
+           SELECT tenant, mutation_id FROM mutations WHERE created_at < now() - make_interval(hours => $1) LIMIT 5000)`,
+        retentionHours,
+      );
+      if (removed.changes + removed.mutations > 0) this.logger.info(removed, 'retention pruned rows');
+    } catch (error) {
+      this.logger.warn({ err: error }, 'retention failed; retrying on the next tick');
+    }
+    return removed;
+  }
+
+  private async pruneInSlices(sql: string, retentionHours: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const [, count] = (await this.dataSource.query(sql, [retentionHours])) as [unknown, number];
+      total += count;
+      if (count < 5000) return total;
+    }
+  }
+}
