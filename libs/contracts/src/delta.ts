@@ -9,8 +9,8 @@ import { jsonValueSchema, type JsonValue } from './json.js';
 export interface FieldDiff {
   readonly field: string;
   readonly changeType: ChangeType;
-  readonly oldValue?: JsonValue;
-  readonly newValue?: JsonValue;
+  readonly oldValue?: JsonValue | undefined;
+  readonly newValue?: JsonValue | undefined;
 }
 
 /** A {@link FieldDiff} as it travels: stamped with the HLC timestamp of the change that made it. */

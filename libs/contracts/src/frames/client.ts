@@ -35,6 +35,8 @@ export const mutatePayloadSchema = z
     baseVersion: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
     vectorClock: vectorClockRecordSchema,
     hlc: hlcSchema,
+    /** The client's own id, recorded with the change (defaults to the connection id). */
+    clientId: z.string().min(1).max(128).optional(),
   })
   .refine((m) => (m.op === 'delete') === (m.data === undefined), {
     message: '`data` is required for upsert and patch and must be absent for delete',

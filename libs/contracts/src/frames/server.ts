@@ -69,12 +69,12 @@ export type AckPayload =
       readonly entityId: string;
       readonly version: number;
       /** The server's document after the mutation, for `merged` (rebase) and `rejected` (roll back). */
-      readonly data?: JsonObject | null;
-      readonly vectorClock?: VectorClockRecord;
-      readonly seq?: number;
-      readonly cursor?: string;
+      readonly data?: JsonObject | null | undefined;
+      readonly vectorClock?: VectorClockRecord | undefined;
+      readonly seq?: number | undefined;
+      readonly cursor?: string | undefined;
       /** True when this mutation id had already been processed; this is its recorded outcome. */
-      readonly duplicate?: boolean;
+      readonly duplicate?: boolean | undefined;
     };
 
 export interface SnapshotEntity {

@@ -1,0 +1,41 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { runtimeProviders, type Runtime } from '@syncline/platform';
+import { TokenVerifier } from './auth/token-verifier.js';
+import type { GatewayConfig } from './config.js';
+import { ConnectionRegistry } from './connections/connection.registry.js';
+import { FrameRouter } from './connections/frame-router.js';
+import { SyncGateway } from './connections/sync.gateway.js';
+import { ChangeFeedService } from './fanout/change-feed.service.js';
+import { StreamPositionService } from './fanout/stream-position.service.js';
+import { SubscriptionService } from './fanout/subscription.service.js';
+import { HealthController } from './health/health.controller.js';
+import { MutationService } from './mutations/mutation.service.js';
+import { OutcomeAcks } from './mutations/outcome-acks.js';
+import { ReplayService } from './resume/replay.service.js';
+import { SyncService } from './sync/sync.service.js';
+import { DeliveryMetrics } from './telemetry/delivery-metrics.js';
+
+@Module({})
+export class AppModule {
+  static register(runtime: Runtime<GatewayConfig>): DynamicModule {
+    return {
+      module: AppModule,
+      controllers: [HealthController],
+      providers: [
+        ...runtimeProviders(runtime),
+        TokenVerifier,
+        ConnectionRegistry,
+        StreamPositionService,
+        DeliveryMetrics,
+        ChangeFeedService,
+        ReplayService,
+        SubscriptionService,
+        OutcomeAcks,
+        MutationService,
+        SyncService,
+        FrameRouter,
+        SyncGateway,
+      ],
+    };
+  }
+}

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { commonEnvSchema, positiveInt } from '@syncline/platform';
+
+export const gatewayEnvSchema = commonEnvSchema
+  .extend({
+    GATEWAY_HOST: z.string().default('0.0.0.0'),
+    GATEWAY_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    /** HS256 secret that signs client tokens; at least 32 characters. */
+    JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    JWT_ISSUER: z.string().optional(),
+    JWT_AUDIENCE: z.string().optional(),
+    /** Frames above this size get `FRAME_TOO_LARGE` and the connection stays open. */
+    MAX_FRAME_BYTES: positiveInt(64 * 1024),
+    /** How far ahead of the server a client's HLC may run before `CLOCK_SKEW`. */
+    MAX_CLOCK_SKEW_MS: positiveInt(60_000),
+    HEARTBEAT_INTERVAL_MS: positiveInt(30_000),
+    /** A socket whose unsent data exceeds this is too slow to keep up and is closed. */
+    MAX_BUFFERED_BYTES: positiveInt(4 * 1024 * 1024),
+    MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
+  })
+  .transform((config, ctx) => {
+    // Development gets a fixed secret so `npm start` and `npm run token` agree; production never does.
+    if (config.JWT_SECRET) return { ...config, JWT_SECRET: config.JWT_SECRET };
+    if (config.NODE_ENV === 'production') {
+      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'is required in production' });
+      return z.NEVER;
+    }
+    return { ...config, JWT_SECRET: DEVELOPMENT_JWT_SECRET };
+  });
+export type GatewayConfig = z.infer<typeof gatewayEnvSchema>;
+
+export const DEVELOPMENT_JWT_SECRET = 'syncline-development-secret-change-me-0123456789';
+
+/** Hard limit enforced by the WebSocket server itself: beyond it the socket is closed (1009). */
+export const HARD_MAX_PAYLOAD_BYTES = 1024 * 1024;

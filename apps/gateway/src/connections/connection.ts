@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { CloseCode, type ErrorPayload, type ServerFrameType, type ServerPayloads } from '@syncline/contracts';
+import type { Principal } from '../auth/token-verifier.js';
+
+/**
+ * One client socket and what the gateway knows of it. Frames leave only through `send`, which
+ * also watches the socket's unsent bytes: a client that stops reading is closed (and resumes
+ * later with its cursor) rather than being allowed to grow the gateway's memory.
+ */
+export class Connection {
+  readonly id = randomBytes(9).toString('base64url');
+  /** Entity types this connection receives changes of. */
+  readonly subscriptions = new Set<string>();
+  /** Frame ids of `mutate` frames awaiting their outcome, by mutation id, so the final ack echoes it. */
+  readonly awaitingOutcome = new Map<string, string | undefined>();
+  private open = true;
+
+  constructor(
+    private readonly socket: WebSocket,
+    readonly principal: Principal,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  /** The socket, for WebSocket-level liveness probes only; frames go through `send`. */
+  get socketForProbe(): WebSocket {
+    return this.socket;
+  }
+
+  get tenant(): string {
+    return this.principal.tenant;
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  send<K extends ServerFrameType>(type: K, payload: ServerPayloads[K], id?: string): void {
+    const frame = id === undefined ? { type, payload, timestamp: Date.now() } : { type, id, payload, timestamp: Date.now() };
+    this.sendRaw(JSON.stringify(frame));
+  }
+
+  /** Sends an already serialized frame (the change feed builds delta frames once for all recipients). */
+  sendRaw(frame: string): void {
+    if (!this.open) return;
+    if (this.socket.bufferedAmount > this.maxBufferedBytes) {
+      this.close(CloseCode.GOING_AWAY, 'slow consumer: resume with your cursor');
+      return;
+    }
+    this.socket.send(frame);
+  }
+
+  sendError(error: ErrorPayload, id?: string): void {
+    this.send('error', error, id);
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.open) return;
+    this.open = false;
+    this.socket.close(code, reason);
+  }
+
+  /** Called when the socket closed, whoever closed it. */
+  markClosed(): void {
+    this.open = false;
+  }
+}

@@ -1,0 +1,34 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { WsAdapter } from '@nestjs/platform-ws';
+import { Subjects } from '@syncline/contracts';
+import { bootRuntime, ensureStreams, jetstreamManager, onShutdownSignal } from '@syncline/platform';
+import type { AddressInfo } from 'node:net';
+import { AppModule } from './app.module.js';
+import { gatewayEnvSchema } from './config.js';
+import { StreamPositionService } from './fanout/stream-position.service.js';
+
+const runtime = await bootRuntime({ service: 'gateway', schema: gatewayEnvSchema });
+const { config, logger, nats, telemetry } = runtime;
+
+await ensureStreams(await jetstreamManager(nats), {
+  subjects: new Subjects(config.SYNC_NAMESPACE),
+  names: { mutations: config.MUTATIONS_STREAM, changes: config.CHANGES_STREAM },
+  replicas: config.STREAM_REPLICAS,
+});
+
+const app = await NestFactory.create(AppModule.register(runtime), { logger: ['error', 'warn'] });
+// Frames are parsed and routed by the gateway's own typed router, not by event name.
+app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
+await app.get(StreamPositionService).load();
+await app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST);
+
+const address = app.getHttpServer().address() as AddressInfo;
+const host = config.GATEWAY_HOST === '0.0.0.0' ? '127.0.0.1' : config.GATEWAY_HOST;
+logger.info({ url: `ws://${host}:${address.port}/ws`, httpUrl: `http://${host}:${address.port}` }, 'gateway ready');
+
+onShutdownSignal(logger, async () => {
+  await app.close();
+  await nats.drain();
+  await telemetry.shutdown();
+});

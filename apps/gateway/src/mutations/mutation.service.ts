@@ -1,0 +1,133 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import {
+  ErrorCode,
+  Header,
+  HybridLogicalClock,
+  MessageIds,
+  QueryName,
+  Subjects,
+  SynclineError,
+  encodeEntityIdToken,
+  outcomeQueryResultSchema,
+  type MutatePayload,
+  type MutationMessage,
+} from '@syncline/contracts';
+import {
+  CONFIG,
+  LOGGER,
+  NATS,
+  TELEMETRY,
+  SpanKind,
+  context,
+  encodeJson,
+  endSpan,
+  headersFrom,
+  injectTraceContext,
+  requestJson,
+  trace,
+  type Logger,
+  type Telemetry,
+} from '@syncline/platform';
+import type { GatewayConfig } from '../config.js';
+import type { Connection } from '../connections/connection.js';
+import { OutcomeAcks } from './outcome-acks.js';
+
+/**
+ * `mutate`: validates what the schema cannot (subject-safe id, clock skew), stores the mutation
+ * in MUTATIONS and acks `accepted` only once JetStream confirmed storage. The message id makes a
+ * resend within the duplicate window a no-op; for a resend the gateway looks up the recorded
+ * outcome so the client still learns what became of its mutation.
+ */
+@Injectable()
+export class MutationService {
+  private readonly js: JetStreamClient;
+  private readonly subjects: Subjects;
+  private readonly clock: HybridLogicalClock;
+
+  constructor(
+    private readonly outcomeAcks: OutcomeAcks,
+    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(CONFIG) private readonly config: GatewayConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(TELEMETRY) private readonly telemetry: Telemetry,
+  ) {
+    this.js = jetstream(nats, { timeout: config.REQUEST_TIMEOUT_MS });
+    this.subjects = new Subjects(config.SYNC_NAMESPACE);
+    this.clock = new HybridLogicalClock(config.INSTANCE_ID ?? 'gateway');
+  }
+
+  async mutate(connection: Connection, payload: MutatePayload, id: string | undefined, receivedAt: number): Promise<void> {
+    encodeEntityIdToken(payload.entityId);
+    const skew = this.clock.skewOf(payload.hlc);
+    if (skew > this.config.MAX_CLOCK_SKEW_MS) {
+      throw new SynclineError(ErrorCode.CLOCK_SKEW, `hlc is ${skew} ms ahead of the server clock`);
+    }
+    const message: MutationMessage = {
+      mutationId: payload.mutationId,
+      tenant: connection.tenant,
+      userId: connection.principal.userId,
+      clientId: payload.clientId ?? connection.id,
+      entityType: payload.entityType,
+      entityId: payload.entityId,
+      op: payload.op,
+      ...(payload.data === undefined ? {} : { data: payload.data }),
+      baseVersion: payload.baseVersion,
+      vectorClock: payload.vectorClock,
+      hlc: payload.hlc,
+    };
+    const span = this.telemetry.tracer.startSpan('mutation.receive', {
+      kind: SpanKind.SERVER,
+      attributes: { 'sync.mutation_id': payload.mutationId, 'sync.entity_type': payload.entityType },
+    });
+    try {
+      const headers = headersFrom({
+        [Header.gatewayId]: this.config.INSTANCE_ID,
+        [Header.connectionId]: connection.id,
+        [Header.receivedAt]: String(receivedAt),
+      });
+      injectTraceContext(headers, trace.setSpan(context.active(), span));
+      const ack = await this.js.publish(
+        this.subjects.mutation(connection.tenant, payload.entityType, payload.entityId),
+        encodeJson(message),
+        { msgID: MessageIds.mutation(connection.tenant, payload.mutationId), headers },
+      );
+      const ref = { mutationId: payload.mutationId, entityType: payload.entityType, entityId: payload.entityId };
+      connection.send('ack', { status: 'accepted', ...ref }, id);
+      if (ack.duplicate) void this.answerResend(connection, payload.mutationId, id);
+      else this.outcomeAcks.expect(connection.id, payload.mutationId, id);
+      endSpan(span);
+    } catch (error) {
+      endSpan(span, error);
+      if (error instanceof SynclineError) throw error;
+      this.logger.warn({ err: error }, 'could not store a mutation');
+      throw new SynclineError(ErrorCode.UNAVAILABLE, 'the mutation could not be stored; resend it', { retryAfterMs: 1000 });
+    }
+  }
+
+  /**
+   * A resend JetStream dropped as a duplicate. Its first copy may still be queued, or done: ask
+   * the workers for the recorded outcome until there is one.
+   */
+  private async answerResend(connection: Connection, mutationId: string, id: string | undefined): Promise<void> {
+    for (let attempt = 0, delay = 50; attempt < 40 && connection.isOpen; attempt++, delay = Math.min(delay * 2, 1000)) {
+      try {
+        const result = await requestJson(
+          this.nats,
+          this.subjects.query(QueryName.outcome),
+          { tenant: connection.tenant, mutationId },
+          outcomeQueryResultSchema,
+          { timeoutMs: this.config.REQUEST_TIMEOUT_MS },
+        );
+        if (result.found) {
+          connection.send('ack', { ...result.outcome, duplicate: true }, id);
+          return;
+        }
+      } catch (error) {
+        this.logger.debug({ err: error }, 'outcome lookup failed; retrying');
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}

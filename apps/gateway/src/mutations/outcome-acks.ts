@@ -1,0 +1,56 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
+import { Subjects, outcomeMessageSchema } from '@syncline/contracts';
+import { CONFIG, LOGGER, NATS, decodeJson, type Logger } from '@syncline/platform';
+import type { GatewayConfig } from '../config.js';
+import { ConnectionRegistry } from '../connections/connection.registry.js';
+
+/**
+ * Turns the workers' outcome messages into the author's final `ack` (applied, merged or
+ * rejected, with the version and, when the client must rebase or roll back, the server's document).
+ */
+@Injectable()
+export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdown {
+  private subscription: Subscription | undefined;
+
+  constructor(
+    private readonly connections: ConnectionRegistry,
+    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(CONFIG) private readonly config: GatewayConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  /** Remembers the frame id of a `mutate`, for the ack that will answer it. */
+  expect(connectionId: string, mutationId: string, frameId: string | undefined): void {
+    this.connections.get(connectionId)?.awaitingOutcome.set(mutationId, frameId);
+  }
+
+  onApplicationBootstrap(): void {
+    const subject = new Subjects(this.config.SYNC_NAMESPACE).outcome(this.config.INSTANCE_ID ?? 'gateway');
+    this.subscription = this.nats.subscribe(subject, {
+      callback: (error, msg) => {
+        if (error) return;
+        let parsed;
+        try {
+          parsed = outcomeMessageSchema.safeParse(decodeJson(msg.data));
+        } catch {
+          parsed = undefined;
+        }
+        if (!parsed?.success) {
+          this.logger.warn({ subject: msg.subject }, 'malformed outcome message ignored');
+          return;
+        }
+        const { connectionId, ...outcome } = parsed.data;
+        const connection = this.connections.get(connectionId);
+        if (!connection) return;
+        const frameId = connection.awaitingOutcome.get(outcome.mutationId);
+        connection.awaitingOutcome.delete(outcome.mutationId);
+        connection.send('ack', outcome, frameId);
+      },
+    });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.subscription?.drain();
+  }
+}

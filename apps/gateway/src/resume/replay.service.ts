@@ -1,0 +1,68 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Subjects } from '@syncline/contracts';
+import { CONFIG, NATS } from '@syncline/platform';
+import type { GatewayConfig } from '../config.js';
+import { toChangeMessage, type ChangeMessage } from '../fanout/change-message.js';
+
+const SECOND_NS = 1_000_000_000;
+
+/**
+ * Reads the changes of one entity type between two stream sequences, in order, for a
+ * subscription that resumes from a cursor. A short-lived consumer filtered on the type's
+ * subjects does the reading; it tells up front how many messages match, so an empty range
+ * costs one round trip and a replay never waits for messages that will not come.
+ */
+@Injectable()
+export class ReplayService {
+  private jsm: JetStreamManager | undefined;
+  private readonly subjects: Subjects;
+
+  constructor(
+    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(CONFIG) private readonly config: GatewayConfig,
+  ) {
+    this.subjects = new Subjects(config.SYNC_NAMESPACE);
+  }
+
+  /** Calls `deliver` for each change of the type with `afterSeq < seq <= untilSeq`; returns how many. */
+  async replay(
+    tenant: string,
+    entityType: string,
+    afterSeq: number,
+    untilSeq: number,
+    deliver: (change: ChangeMessage) => void,
+  ): Promise<number> {
+    if (afterSeq >= untilSeq) return 0;
+    this.jsm ??= await jetstreamManager(this.nats);
+    const stream = this.config.CHANGES_STREAM;
+    const name = `replay_${randomBytes(8).toString('hex')}`;
+    const info = await this.jsm.consumers.add(stream, {
+      name,
+      filter_subject: this.subjects.changesOfType(tenant, entityType),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: afterSeq + 1,
+      ack_policy: AckPolicy.None,
+      mem_storage: true,
+      inactive_threshold: 60 * SECOND_NS,
+    });
+    let count = 0;
+    try {
+      if (info.num_pending === 0) return 0;
+      const consumer = await jetstream(this.nats).consumers.get(stream, name);
+      const messages = await consumer.consume({ max_messages: Math.min(info.num_pending, 1000) });
+      for await (const msg of messages) {
+        if (msg.seq > untilSeq) break;
+        deliver(toChangeMessage(msg));
+        count++;
+        if (msg.seq === untilSeq || msg.info.pending === 0) break;
+      }
+      await messages.close();
+    } finally {
+      await this.jsm.consumers.delete(stream, name).catch(() => undefined);
+    }
+    return count;
+  }
+}

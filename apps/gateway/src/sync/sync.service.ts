@@ -1,0 +1,145 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  ErrorCode,
+  QueryName,
+  Subjects,
+  SyncPositions,
+  SynclineError,
+  changesQueryResultSchema,
+  snapshotQueryResultSchema,
+  type DeltaPayload,
+  type SyncPayload,
+} from '@syncline/contracts';
+import { CONFIG, NATS, requestJson } from '@syncline/platform';
+import type { GatewayConfig } from '../config.js';
+import type { Connection } from '../connections/connection.js';
+import { StreamPositionService } from '../fanout/stream-position.service.js';
+
+const DEFAULT_LIMIT = 500;
+
+/** Where a multi-page snapshot is: the last entity id sent, and the stream position it started at. */
+interface SnapshotPage {
+  readonly after: string;
+  readonly seq: number;
+}
+
+/**
+ * `sync`: changes since a cursor (or one entity's since a version) from the change log, or a
+ * snapshot of the current state, paged. The workers answer from PostgreSQL.
+ */
+@Injectable()
+export class SyncService {
+  private readonly subjects: Subjects;
+
+  constructor(
+    private readonly positions: StreamPositionService,
+    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(CONFIG) private readonly config: GatewayConfig,
+  ) {
+    this.subjects = new Subjects(config.SYNC_NAMESPACE);
+  }
+
+  async sync(connection: Connection, payload: SyncPayload, id: string | undefined): Promise<void> {
+    if (payload.snapshot) return this.snapshot(connection, payload, id);
+    return this.changes(connection, payload, id);
+  }
+
+  private async changes(connection: Connection, payload: SyncPayload, id: string | undefined): Promise<void> {
+    const limit = payload.limit ?? DEFAULT_LIMIT;
+    const epoch = (await this.positions.state()).epoch;
+    let afterSeq = 0;
+    if (payload.since !== undefined) {
+      const position = SyncPositions.parse(payload.since);
+      if (!position) throw new SynclineError(ErrorCode.INVALID_CURSOR, `invalid cursor "${payload.since}"`);
+      if (position.epoch !== epoch) {
+        connection.send('sync_required', { entityType: payload.entityType, reason: 'epoch_changed', cursor: payload.since }, id);
+        return;
+      }
+      afterSeq = position.seq;
+    }
+    const result = await requestJson(
+      this.nats,
+      this.subjects.query(QueryName.changes),
+      {
+        tenant: connection.tenant,
+        entityType: payload.entityType,
+        limit,
+        ...(payload.entityId === undefined
+          ? { afterSeq }
+          : { entityId: payload.entityId, afterVersion: payload.sinceVersion ?? 0 }),
+      },
+      changesQueryResultSchema,
+      { timeoutMs: this.config.REQUEST_TIMEOUT_MS },
+    );
+    if (payload.since !== undefined && payload.entityId === undefined && result.oldestSeq > afterSeq + 1 && afterSeq > 0) {
+      // The log was pruned past this cursor: what lies between is gone.
+      connection.send('sync_required', { entityType: payload.entityType, reason: 'cursor_expired', cursor: payload.since }, id);
+      return;
+    }
+    const changes: DeltaPayload[] = result.changes.map(({ seq, ...change }) =>
+      seq === null ? change : { ...change, seq, cursor: SyncPositions.format({ epoch, seq }) },
+    );
+    const lastSeq = result.changes.reduce((max, change) => Math.max(max, change.seq ?? 0), afterSeq);
+    connection.send(
+      'sync_response',
+      {
+        mode: 'changes',
+        entityType: payload.entityType,
+        changes,
+        cursor: SyncPositions.format({ epoch, seq: lastSeq }),
+        hasMore: result.hasMore,
+      },
+      id,
+    );
+  }
+
+  private async snapshot(connection: Connection, payload: SyncPayload, id: string | undefined): Promise<void> {
+    const limit = payload.limit ?? DEFAULT_LIMIT;
+    const page = payload.pageToken === undefined ? undefined : decodePageToken(payload.pageToken);
+    // The position is taken before the first read: a subscription from it misses nothing the
+    // snapshot did not include, and at worst repeats a change the client then ignores by version.
+    const { epoch, lastSeq } = await this.positions.state();
+    const seq = page?.seq ?? lastSeq;
+    const result = await requestJson(
+      this.nats,
+      this.subjects.query(QueryName.snapshot),
+      {
+        tenant: connection.tenant,
+        entityType: payload.entityType,
+        limit,
+        ...(payload.entityId === undefined ? {} : { entityId: payload.entityId }),
+        ...(page ? { afterEntityId: page.after } : {}),
+      },
+      snapshotQueryResultSchema,
+      { timeoutMs: this.config.REQUEST_TIMEOUT_MS },
+    );
+    const last = result.entities[result.entities.length - 1];
+    connection.send(
+      'sync_response',
+      {
+        mode: 'snapshot',
+        entityType: payload.entityType,
+        entities: result.entities,
+        cursor: SyncPositions.format({ epoch, seq }),
+        hasMore: result.hasMore,
+        ...(result.hasMore && last ? { nextPageToken: encodePageToken({ after: last.entityId, seq }) } : {}),
+      },
+      id,
+    );
+  }
+}
+
+function encodePageToken(page: SnapshotPage): string {
+  return Buffer.from(JSON.stringify(page)).toString('base64url');
+}
+
+function decodePageToken(token: string): SnapshotPage {
+  try {
+    const page = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Partial<SnapshotPage>;
+    if (typeof page.after === 'string' && Number.isSafeInteger(page.seq)) return page as SnapshotPage;
+  } catch {
+    // fall through
+  }
+  throw new SynclineError(ErrorCode.VALIDATION_FAILED, 'invalid pageToken');
+}
