@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { type z } from 'zod';
 import { commonEnvSchema, databaseEnvSchema, positiveInt } from '@syncline/platform';
 import { conflictStrategySchema } from '@syncline/contracts';
 

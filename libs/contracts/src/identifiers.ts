@@ -19,9 +19,7 @@ const ENCODED_PREFIX = '~';
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export const tenantSchema = z.string().regex(NAME_PATTERN, 'tenant must match [A-Za-z0-9_-]{1,64}');
-export const entityTypeSchema = z
-  .string()
-  .regex(NAME_PATTERN, 'entity type must match [A-Za-z0-9_-]{1,64}');
+export const entityTypeSchema = z.string().regex(NAME_PATTERN, 'entity type must match [A-Za-z0-9_-]{1,64}');
 export const entityIdSchema = z
   .string()
   .min(1, 'entity id must not be empty')
@@ -29,7 +27,6 @@ export const entityIdSchema = z
   .refine((id) => !id.includes('\u0000'), 'entity id must not contain NUL')
   // A lone surrogate has no UTF-8 form: encoding would replace it and two ids would share a subject.
   .refine((id) => !LONE_SURROGATE.test(id), 'entity id must be well-formed Unicode');
-
 
 /** Checks a tenant or entity type, throwing `INVALID_IDENTIFIER` with the reason. */
 export function assertName(kind: 'tenant' | 'entity type', value: string): string {

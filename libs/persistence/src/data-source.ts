@@ -8,7 +8,14 @@ import { MutationRecord } from './entities/mutation-record.js';
 import { RejectedMessageRecord } from './entities/rejected-message-record.js';
 import { InitialSchema1732492800000 } from './migrations/1732492800000-initial-schema.js';
 
-export const ENTITIES = [EntityRecord, ChangeRecord, MutationRecord, ConflictRecord, ConflictPolicyRecord, RejectedMessageRecord];
+export const ENTITIES = [
+  EntityRecord,
+  ChangeRecord,
+  MutationRecord,
+  ConflictRecord,
+  ConflictPolicyRecord,
+  RejectedMessageRecord,
+];
 export const MIGRATIONS = [InitialSchema1732492800000];
 
 export interface DataSourceOptions {

@@ -17,7 +17,9 @@ export interface BootOptions<S extends z.ZodType<CommonConfig>> {
  * The first steps of every service: validated configuration (a bad value stops here, named),
  * logger, telemetry, NATS. What a service needs beyond that, it adds itself.
  */
-export async function bootRuntime<S extends z.ZodType<CommonConfig>>(options: BootOptions<S>): Promise<Runtime<z.infer<S>>> {
+export async function bootRuntime<S extends z.ZodType<CommonConfig>>(
+  options: BootOptions<S>,
+): Promise<Runtime<z.infer<S>>> {
   const config = loadOrExit(options.service, options.schema, options.env);
   const instanceId = config.INSTANCE_ID ?? randomInstanceId(options.service);
   const logger = createLogger(options.service, config.LOG_LEVEL, instanceId);
@@ -33,7 +35,11 @@ export async function bootRuntime<S extends z.ZodType<CommonConfig>>(options: Bo
 }
 
 // Exit code 78 (EX_CONFIG): the process supervisor should not restart into the same mistake.
-function loadOrExit<S extends z.ZodType<CommonConfig>>(service: string, schema: S, env?: NodeJS.ProcessEnv): z.infer<S> {
+function loadOrExit<S extends z.ZodType<CommonConfig>>(
+  service: string,
+  schema: S,
+  env?: NodeJS.ProcessEnv,
+): z.infer<S> {
   try {
     return loadConfig(schema, env);
   } catch (error) {

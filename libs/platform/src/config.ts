@@ -27,13 +27,16 @@ function redact(name: string, value: string): string {
 
 const name = z.string().regex(NAME_PATTERN, 'must be 1-64 characters of A-Z, a-z, 0-9, "_" or "-"');
 const url = (protocols: string[]) =>
-  z.string().refine((value) => {
-    try {
-      return protocols.includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL with scheme ${protocols.join(' or ')}`);
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL with scheme ${protocols.join(' or ')}`,
+  );
 
 export const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 

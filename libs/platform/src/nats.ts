@@ -1,11 +1,17 @@
 import { connect, type NatsConnection, headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@nats-io/jetstream';
+import {
+  jetstreamManager,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  DiscardPolicy,
+} from '@nats-io/jetstream';
 import {
   CHANGES_SETTINGS,
   MUTATIONS_SETTINGS,
   type StreamNames,
   type StreamSettings,
-  Subjects,
+  type Subjects,
   ErrorCode,
   SynclineError,
 } from '@syncline/contracts';
@@ -42,7 +48,14 @@ export interface StreamLayout {
  * every replica at boot.
  */
 export async function ensureStreams(jsm: JetStreamManager, layout: StreamLayout): Promise<void> {
-  await ensureStream(jsm, layout.names.mutations, layout.subjects.allMutations(), MUTATIONS_SETTINGS, layout.replicas, true);
+  await ensureStream(
+    jsm,
+    layout.names.mutations,
+    layout.subjects.allMutations(),
+    MUTATIONS_SETTINGS,
+    layout.replicas,
+    true,
+  );
   await ensureStream(jsm, layout.names.changes, layout.subjects.allChanges(), CHANGES_SETTINGS, layout.replicas, false);
 }
 

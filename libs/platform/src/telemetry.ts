@@ -1,4 +1,14 @@
-import { context, propagation, trace, metrics, type Context, type Span, type Tracer, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  trace,
+  metrics,
+  type Context,
+  type Span,
+  type Tracer,
+  SpanKind,
+  SpanStatusCode,
+} from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -38,7 +48,12 @@ export function initTelemetry(options: TelemetryOptions): Telemetry {
   const metricReaders: MetricReader[] = [...(options.metricReaders ?? [])];
   if (options.otlpEndpoint) {
     const base = options.otlpEndpoint.replace(/\/$/, '');
-    spanProcessors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${base}/v1/traces` }), scheduledDelayMillis: 500 }));
+    spanProcessors.push(
+      new BatchSpanProcessor({
+        exporter: new OTLPTraceExporter({ url: `${base}/v1/traces` }),
+        scheduledDelayMillis: 500,
+      }),
+    );
     metricReaders.push(
       new PeriodicExportingMetricReader({
         exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics` }),
@@ -91,10 +106,14 @@ export function extractTraceContext(headers: MsgHdrs | undefined): Context {
 /** Trace context from a stored `traceparent` string (the outbox keeps it with the change row). */
 export function contextFromTraceparent(traceparent: string | null | undefined): Context {
   if (!traceparent) return context.active();
-  return propagation.extract(context.active(), { traceparent }, {
-    get: (carrier: Record<string, string>, key: string) => carrier[key],
-    keys: (carrier: Record<string, string>) => Object.keys(carrier),
-  });
+  return propagation.extract(
+    context.active(),
+    { traceparent },
+    {
+      get: (carrier: Record<string, string>, key: string) => carrier[key],
+      keys: (carrier: Record<string, string>) => Object.keys(carrier),
+    },
+  );
 }
 
 /** The `traceparent` of a context, to store with a row the outbox relay will publish later. */

@@ -60,7 +60,10 @@ export class ResolutionResponder implements OnApplicationBootstrap, OnApplicatio
     try {
       const request = conflictRequestSchema.safeParse(safeDecode(msg.data));
       if (!request.success) {
-        throw new SynclineError(ErrorCode.VALIDATION_FAILED, `invalid conflict request: ${request.error.issues[0]?.message}`);
+        throw new SynclineError(
+          ErrorCode.VALIDATION_FAILED,
+          `invalid conflict request: ${request.error.issues[0]?.message}`,
+        );
       }
       span.setAttributes({ 'sync.tenant': request.data.tenant, 'sync.entity_type': request.data.entityType });
       const response = await this.resolutions.resolve(request.data);

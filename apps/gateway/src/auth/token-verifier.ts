@@ -42,7 +42,10 @@ export class TokenVerifier {
     }
     const claims = claimsSchema.safeParse(payload);
     if (!claims.success) {
-      throw new SynclineError(ErrorCode.AUTH_INVALID, `token claims invalid: ${claims.error.issues[0]?.path.join('.')}`);
+      throw new SynclineError(
+        ErrorCode.AUTH_INVALID,
+        `token claims invalid: ${claims.error.issues[0]?.path.join('.')}`,
+      );
     }
     return { userId: claims.data.sub, tenant: claims.data.tenant, expiresAt: claims.data.exp };
   }

@@ -36,7 +36,8 @@ export class Connection {
   }
 
   send<K extends ServerFrameType>(type: K, payload: ServerPayloads[K], id?: string): void {
-    const frame = id === undefined ? { type, payload, timestamp: Date.now() } : { type, id, payload, timestamp: Date.now() };
+    const frame =
+      id === undefined ? { type, payload, timestamp: Date.now() } : { type, id, payload, timestamp: Date.now() };
     this.sendRaw(JSON.stringify(frame));
   }
 

@@ -53,7 +53,10 @@ export class FrameRouter {
   private parse(data: RawData): ClientFrame {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (bytes.byteLength > this.config.MAX_FRAME_BYTES) {
-      throw new SynclineError(ErrorCode.FRAME_TOO_LARGE, `frame of ${bytes.byteLength} bytes exceeds ${this.config.MAX_FRAME_BYTES}`);
+      throw new SynclineError(
+        ErrorCode.FRAME_TOO_LARGE,
+        `frame of ${bytes.byteLength} bytes exceeds ${this.config.MAX_FRAME_BYTES}`,
+      );
     }
     let parsed: unknown;
     try {
@@ -68,7 +71,8 @@ export class FrameRouter {
     const envelope = envelopeSchema.safeParse(parsed);
     if (!envelope.success) throw withRef(validationError(envelope.error.issues, 'frame'), id);
     const { type, payload } = envelope.data;
-    if (!isClientFrameType(type)) throw withRef(new SynclineError(ErrorCode.UNKNOWN_TYPE, `unknown frame type "${type.slice(0, 64)}"`), id);
+    if (!isClientFrameType(type))
+      throw withRef(new SynclineError(ErrorCode.UNKNOWN_TYPE, `unknown frame type "${type.slice(0, 64)}"`), id);
     const checked = clientFrameSchemas[type].safeParse(payload);
     if (!checked.success) throw withRef(validationError(checked.error.issues, `${type} payload`), id);
     return { ...envelope.data, type, payload: checked.data } as ClientFrame;
@@ -90,7 +94,8 @@ export class FrameRouter {
   }
 
   private reply(connection: Connection, error: unknown, id: string | undefined): void {
-    const ref = id ?? (error instanceof SynclineError ? (error.details as { ref?: string } | undefined)?.ref : undefined);
+    const ref =
+      id ?? (error instanceof SynclineError ? (error.details as { ref?: string } | undefined)?.ref : undefined);
     if (error instanceof SynclineError) {
       connection.sendError(
         {
@@ -104,7 +109,10 @@ export class FrameRouter {
       return;
     }
     this.logger.error({ err: error, connection: connection.id }, 'frame handler failed');
-    connection.sendError({ code: ErrorCode.INTERNAL, message: 'internal error', ...(ref === undefined ? {} : { ref }) }, ref);
+    connection.sendError(
+      { code: ErrorCode.INTERNAL, message: 'internal error', ...(ref === undefined ? {} : { ref }) },
+      ref,
+    );
   }
 }
 

@@ -2,13 +2,7 @@ import { Inject, type OnApplicationShutdown } from '@nestjs/common';
 import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
-import {
-  CloseCode,
-  ErrorCode,
-  PROTOCOL_VERSION,
-  SynclineError,
-  WS_SUBPROTOCOL,
-} from '@syncline/contracts';
+import { CloseCode, ErrorCode, PROTOCOL_VERSION, SynclineError, WS_SUBPROTOCOL } from '@syncline/contracts';
 import { CONFIG, LOGGER, type Logger } from '@syncline/platform';
 import { TokenVerifier, tokenFromProtocols, type Principal } from '../auth/token-verifier.js';
 import { HARD_MAX_PAYLOAD_BYTES, type GatewayConfig } from '../config.js';
@@ -64,8 +58,16 @@ export class SyncGateway implements OnGatewayConnection, OnApplicationShutdown {
         for (const data of early.splice(0)) void this.router.route(connection, data);
       },
       (error: unknown) => {
-        const failure = SynclineError.is(error) ? error : new SynclineError(ErrorCode.AUTH_INVALID, 'authentication failed');
-        socket.send(JSON.stringify({ type: 'error', payload: { code: failure.code, message: failure.message }, timestamp: Date.now() }));
+        const failure = SynclineError.is(error)
+          ? error
+          : new SynclineError(ErrorCode.AUTH_INVALID, 'authentication failed');
+        socket.send(
+          JSON.stringify({
+            type: 'error',
+            payload: { code: failure.code, message: failure.message },
+            timestamp: Date.now(),
+          }),
+        );
         socket.close(CloseCode.AUTH_INVALID, failure.message);
       },
     );

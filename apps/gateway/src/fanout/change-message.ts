@@ -30,6 +30,7 @@ export function toChangeMessage(msg: JsMsg): ChangeMessage {
  * re-serializing it: the gateway does this once per change, whatever the number of recipients.
  */
 export function deltaFrame(change: ChangeMessage, epoch: string, id?: string): string {
-  const head = id === undefined ? '{"type":"delta","payload":' : `{"type":"delta","id":${JSON.stringify(id)},"payload":`;
+  const head =
+    id === undefined ? '{"type":"delta","payload":' : `{"type":"delta","id":${JSON.stringify(id)},"payload":`;
   return `${head}{"seq":${change.seq},"cursor":"${epoch}:${change.seq}",${change.body.slice(1)},"timestamp":${Date.now()}}`;
 }

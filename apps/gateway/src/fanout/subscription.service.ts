@@ -43,7 +43,9 @@ export class SubscriptionService {
     }
     this.byConnection.set(connection.id, current);
     const states = await Promise.all(
-      [...new Set(payload.entityTypes)].map((type) => this.subscribeOne(connection, current, type, payload.cursors?.[type], id)),
+      [...new Set(payload.entityTypes)].map((type) =>
+        this.subscribeOne(connection, current, type, payload.cursors?.[type], id),
+      ),
     );
     const subscriptions = states.filter((state): state is SubscriptionState => state !== undefined);
     if (connection.isOpen) connection.send('subscribed', { subscriptions }, id);
@@ -79,7 +81,8 @@ export class SubscriptionService {
     if (previous) this.feeds.detach(previous);
 
     const resumeFrom = cursor === undefined ? undefined : SyncPositions.parse(cursor);
-    if (cursor !== undefined && !resumeFrom) throw new SynclineError(ErrorCode.INVALID_CURSOR, `invalid cursor "${cursor}"`);
+    if (cursor !== undefined && !resumeFrom)
+      throw new SynclineError(ErrorCode.INVALID_CURSOR, `invalid cursor "${cursor}"`);
 
     const subscription = new Subscription(connection, entityType, resumeFrom?.seq ?? 0, resumeFrom !== undefined);
     const liveAfter = await this.feeds.attach(subscription);
@@ -98,7 +101,11 @@ export class SubscriptionService {
       connection.subscriptions.delete(entityType);
       connection.send(
         'sync_required',
-        { entityType, reason: resumeFrom.epoch !== epoch ? 'epoch_changed' : 'cursor_expired', cursor: cursor as string },
+        {
+          entityType,
+          reason: resumeFrom.epoch !== epoch ? 'epoch_changed' : 'cursor_expired',
+          cursor: cursor as string,
+        },
         id,
       );
       return undefined;

@@ -22,7 +22,8 @@ export class HealthController {
   /** Readiness: NATS is connected and the CHANGES stream answers. */
   @Get('ready')
   async ready(): Promise<{ status: 'ready'; connections: number }> {
-    if (this.nats.isClosed()) throw new ServiceUnavailableException({ status: 'not ready', reason: 'NATS connection closed' });
+    if (this.nats.isClosed())
+      throw new ServiceUnavailableException({ status: 'not ready', reason: 'NATS connection closed' });
     try {
       await this.positions.state();
     } catch {

@@ -58,7 +58,12 @@ export class MutationService {
     this.clock = new HybridLogicalClock(config.INSTANCE_ID ?? 'gateway');
   }
 
-  async mutate(connection: Connection, payload: MutatePayload, id: string | undefined, receivedAt: number): Promise<void> {
+  async mutate(
+    connection: Connection,
+    payload: MutatePayload,
+    id: string | undefined,
+    receivedAt: number,
+  ): Promise<void> {
     encodeEntityIdToken(payload.entityId);
     const skew = this.clock.skewOf(payload.hlc);
     if (skew > this.config.MAX_CLOCK_SKEW_MS) {
@@ -102,7 +107,9 @@ export class MutationService {
       endSpan(span, error);
       if (error instanceof SynclineError) throw error;
       this.logger.warn({ err: error }, 'could not store a mutation');
-      throw new SynclineError(ErrorCode.UNAVAILABLE, 'the mutation could not be stored; resend it', { retryAfterMs: 1000 });
+      throw new SynclineError(ErrorCode.UNAVAILABLE, 'the mutation could not be stored; resend it', {
+        retryAfterMs: 1000,
+      });
     }
   }
 

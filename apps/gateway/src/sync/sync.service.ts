@@ -53,7 +53,11 @@ export class SyncService {
       const position = SyncPositions.parse(payload.since);
       if (!position) throw new SynclineError(ErrorCode.INVALID_CURSOR, `invalid cursor "${payload.since}"`);
       if (position.epoch !== epoch) {
-        connection.send('sync_required', { entityType: payload.entityType, reason: 'epoch_changed', cursor: payload.since }, id);
+        connection.send(
+          'sync_required',
+          { entityType: payload.entityType, reason: 'epoch_changed', cursor: payload.since },
+          id,
+        );
         return;
       }
       afterSeq = position.seq;
@@ -72,9 +76,18 @@ export class SyncService {
       changesQueryResultSchema,
       { timeoutMs: this.config.REQUEST_TIMEOUT_MS },
     );
-    if (payload.since !== undefined && payload.entityId === undefined && result.oldestSeq > afterSeq + 1 && afterSeq > 0) {
+    if (
+      payload.since !== undefined &&
+      payload.entityId === undefined &&
+      result.oldestSeq > afterSeq + 1 &&
+      afterSeq > 0
+    ) {
       // The log was pruned past this cursor: what lies between is gone.
-      connection.send('sync_required', { entityType: payload.entityType, reason: 'cursor_expired', cursor: payload.since }, id);
+      connection.send(
+        'sync_required',
+        { entityType: payload.entityType, reason: 'cursor_expired', cursor: payload.since },
+        id,
+      );
       return;
     }
     const changes: DeltaPayload[] = result.changes.map(({ seq, ...change }) =>

@@ -5,9 +5,17 @@ import { isJsonObject, type FieldDiff, type JsonObject } from '@syncline/contrac
 export function invertChange(change: FieldDiff): FieldDiff {
   switch (change.changeType) {
     case 'added':
-      return { field: change.field, changeType: 'removed', ...(change.newValue === undefined ? {} : { oldValue: change.newValue }) };
+      return {
+        field: change.field,
+        changeType: 'removed',
+        ...(change.newValue === undefined ? {} : { oldValue: change.newValue }),
+      };
     case 'removed':
-      return { field: change.field, changeType: 'added', ...(change.oldValue === undefined ? {} : { newValue: change.oldValue }) };
+      return {
+        field: change.field,
+        changeType: 'added',
+        ...(change.oldValue === undefined ? {} : { newValue: change.oldValue }),
+      };
     case 'modified':
       return {
         field: change.field,

@@ -120,7 +120,12 @@ export class BatchProcessor {
             entityType: mutation.entityType,
             entityId: mutation.entityId,
             base: base ?? null,
-            server: { version: state.version, data: currentDocument(state), vectorClock: VectorClocks.toRecord(state.vectorClock), hlc: state.hlc },
+            server: {
+              version: state.version,
+              data: currentDocument(state),
+              vectorClock: VectorClocks.toRecord(state.vectorClock),
+              hlc: state.hlc,
+            },
             client: {
               data: proposed,
               vectorClock: mutation.vectorClock,
@@ -190,7 +195,12 @@ function groupByEntity(items: readonly IncomingMutation[]): IncomingMutation[][]
   return [...groups.values()];
 }
 
-function changeRow(item: IncomingMutation, status: ChangeRow['status'], state: EntityState, changes: ChangeRow['changes']): ChangeRow {
+function changeRow(
+  item: IncomingMutation,
+  status: ChangeRow['status'],
+  state: EntityState,
+  changes: ChangeRow['changes'],
+): ChangeRow {
   const { mutation } = item;
   return {
     tenant: mutation.tenant,

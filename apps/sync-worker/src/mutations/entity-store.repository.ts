@@ -1,6 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource, QueryRunner } from 'typeorm';
-import { VectorClocks, type FieldDiff, type JsonObject, type MutationStatus, type VectorClockRecord } from '@syncline/contracts';
+import {
+  VectorClocks,
+  type FieldDiff,
+  type JsonObject,
+  type MutationStatus,
+  type VectorClockRecord,
+} from '@syncline/contracts';
 import { DATA_SOURCE } from '@syncline/platform';
 import type { EntityState } from './mutation-rules.js';
 
@@ -145,7 +151,11 @@ class SqlStoreTransaction implements StoreTransaction {
       [sorted.map((k) => k.tenant), sorted.map((k) => k.entityType), sorted.map((k) => k.entityId)],
     );
     return rows.map((row) => ({
-      key: { tenant: row['tenant'] as string, entityType: row['entity_type'] as string, entityId: row['entity_id'] as string },
+      key: {
+        tenant: row['tenant'] as string,
+        entityType: row['entity_type'] as string,
+        entityId: row['entity_id'] as string,
+      },
       version: Number(row['version']),
       data: (row['data'] as JsonObject | null) ?? null,
       deleted: row['deleted'] as boolean,

@@ -63,10 +63,16 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
 
   async onApplicationBootstrap(): Promise<void> {
     await this.ensureConsumer();
-    const consumer = await jetstream(this.nats).consumers.get(this.config.MUTATIONS_STREAM, WORKER_CONSUMER.durableName);
+    const consumer = await jetstream(this.nats).consumers.get(
+      this.config.MUTATIONS_STREAM,
+      WORKER_CONSUMER.durableName,
+    );
     this.messages = await consumer.consume({ max_messages: this.config.WORKER_PREFETCH });
     void this.receive(this.messages);
-    this.logger.info({ stream: this.config.MUTATIONS_STREAM, consumer: WORKER_CONSUMER.durableName }, 'consuming mutations');
+    this.logger.info(
+      { stream: this.config.MUTATIONS_STREAM, consumer: WORKER_CONSUMER.durableName },
+      'consuming mutations',
+    );
   }
 
   /** Stops fetching, then finishes and acknowledges what it holds. */
@@ -141,7 +147,10 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     }
     const span = this.telemetry.tracer.startSpan(
       'mutation.process',
-      { kind: SpanKind.CONSUMER, attributes: { 'sync.mutation_id': parsed.data.mutationId, 'sync.entity_type': parsed.data.entityType } },
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: { 'sync.mutation_id': parsed.data.mutationId, 'sync.entity_type': parsed.data.entityType },
+      },
       extractTraceContext(msg.headers),
     );
     const spanContext = trace.setSpan(extractTraceContext(msg.headers), span);

@@ -11,7 +11,9 @@ export class RejectedMessageRepository {
 
   async record(stream: string, streamSeq: number, subject: string, reason: string, data: Uint8Array): Promise<void> {
     // Invalid UTF-8 and NUL would be refused by a text column: keep a readable, bounded copy.
-    const payload = new TextDecoder('utf-8', { fatal: false }).decode(data.subarray(0, KEPT_BYTES)).replaceAll('\u0000', '\uFFFD');
+    const payload = new TextDecoder('utf-8', { fatal: false })
+      .decode(data.subarray(0, KEPT_BYTES))
+      .replaceAll('\u0000', '\uFFFD');
     await this.dataSource.getRepository(RejectedMessageRecord).insert({
       stream,
       streamSeq: String(streamSeq),

@@ -59,7 +59,10 @@ export class ChangePublisher {
         try {
           published.push(...(await this.publishChain(group)));
         } catch (error) {
-          this.logger.warn({ err: error, entity: group[0]?.row.entityId }, 'publish failed; the outbox relay will retry');
+          this.logger.warn(
+            { err: error, entity: group[0]?.row.entityId },
+            'publish failed; the outbox relay will retry',
+          );
         }
       }),
     );
@@ -120,11 +123,15 @@ export class ChangePublisher {
         [Header.receivedAt]: row.receivedAt === null ? undefined : String(row.receivedAt),
       });
       injectTraceContext(headers, contextFromTraceparent(row.traceparent));
-      const ack = await this.js.publish(this.subjects.change(row.tenant, row.entityType, row.entityId), encodeJson(changeEventOf(row)), {
-        msgID: MessageIds.change(row.tenant, row.entityType, row.entityId, row.version),
-        headers,
-        ...(expectedLastSeq === undefined ? {} : { expect: { lastSubjectSequence: expectedLastSeq } }),
-      });
+      const ack = await this.js.publish(
+        this.subjects.change(row.tenant, row.entityType, row.entityId),
+        encodeJson(changeEventOf(row)),
+        {
+          msgID: MessageIds.change(row.tenant, row.entityType, row.entityId, row.version),
+          headers,
+          ...(expectedLastSeq === undefined ? {} : { expect: { lastSubjectSequence: expectedLastSeq } }),
+        },
+      );
       span.setAttribute('messaging.sequence', ack.seq);
       endSpan(span);
       return ack.seq;
@@ -152,7 +159,8 @@ export function changeEventOf(row: ChangeRow): ChangeEvent {
 function isWrongLastSequence(error: unknown): boolean {
   return (
     error instanceof JetStreamApiError &&
-    (error.code === JetStreamApiCodes.StreamWrongLastSequence || error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+    (error.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
   );
 }
 

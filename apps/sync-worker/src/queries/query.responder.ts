@@ -38,7 +38,11 @@ export class QueryResponder implements OnApplicationBootstrap, OnApplicationShut
     await Promise.all(this.subscriptions.map((s) => s.drain()));
   }
 
-  private serve<S extends z.ZodType>(subject: string, schema: S, answer: (query: z.infer<S>) => Promise<unknown>): void {
+  private serve<S extends z.ZodType>(
+    subject: string,
+    schema: S,
+    answer: (query: z.infer<S>) => Promise<unknown>,
+  ): void {
     const subscription = this.nats.subscribe(subject, {
       queue: QueueGroup.syncWorker,
       callback: (error, msg) => {
@@ -48,7 +52,11 @@ export class QueryResponder implements OnApplicationBootstrap, OnApplicationShut
     this.subscriptions.push(subscription);
   }
 
-  private async reply<S extends z.ZodType>(msg: Msg, schema: S, answer: (query: z.infer<S>) => Promise<unknown>): Promise<void> {
+  private async reply<S extends z.ZodType>(
+    msg: Msg,
+    schema: S,
+    answer: (query: z.infer<S>) => Promise<unknown>,
+  ): Promise<void> {
     try {
       let body: unknown;
       try {
@@ -57,7 +65,8 @@ export class QueryResponder implements OnApplicationBootstrap, OnApplicationShut
         throw new SynclineError(ErrorCode.BAD_FRAME, 'query is not valid JSON');
       }
       const query = schema.safeParse(body);
-      if (!query.success) throw new SynclineError(ErrorCode.VALIDATION_FAILED, query.error.issues[0]?.message ?? 'invalid query');
+      if (!query.success)
+        throw new SynclineError(ErrorCode.VALIDATION_FAILED, query.error.issues[0]?.message ?? 'invalid query');
       msg.respond(encodeJson(await answer(query.data)));
     } catch (error) {
       if (!SynclineError.is(error)) this.logger.error({ err: error, subject: msg.subject }, 'query failed');

@@ -34,7 +34,9 @@ export class RetentionJob implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   /** Deletes what is older than the retention window; returns the number of rows removed. */
-  async pruneOnce(retentionHours = this.config.CHANGE_LOG_RETENTION_HOURS): Promise<{ changes: number; mutations: number }> {
+  async pruneOnce(
+    retentionHours = this.config.CHANGE_LOG_RETENTION_HOURS,
+  ): Promise<{ changes: number; mutations: number }> {
     const removed = { changes: 0, mutations: 0 };
     try {
       removed.changes = await this.pruneInSlices(

@@ -16,7 +16,9 @@ export interface HlcTimestamp {
 const HLC_PATTERN = /^(\d{15}):(\d{5}):([A-Za-z0-9_.:-]{1,128})$/;
 const MAX_COUNTER = 99_999;
 
-export const hlcSchema = z.string().regex(HLC_PATTERN, 'expected an HLC timestamp "<15-digit ms>:<5-digit counter>:<node>"');
+export const hlcSchema = z
+  .string()
+  .regex(HLC_PATTERN, 'expected an HLC timestamp "<15-digit ms>:<5-digit counter>:<node>"');
 
 export const Hlc = {
   format(ts: HlcTimestamp): string {

@@ -25,7 +25,11 @@ export const unsubscribePayloadSchema = z.strictObject({
 export const mutatePayloadSchema = z
   .strictObject({
     /** Chosen by the client, unique per tenant; resending it never applies the change twice. */
-    mutationId: z.string().min(8).max(128).regex(/^[A-Za-z0-9_:-]+$/, 'mutationId must match [A-Za-z0-9_:-]'),
+    mutationId: z
+      .string()
+      .min(8)
+      .max(128)
+      .regex(/^[A-Za-z0-9_:-]+$/, 'mutationId must match [A-Za-z0-9_:-]'),
     entityType: entityTypeSchema,
     entityId: entityIdSchema,
     op: mutationOpSchema,
@@ -56,7 +60,7 @@ export const syncPayloadSchema = z
     pageToken: z.string().max(512).optional(),
     limit: z.number().int().min(1).max(MAX_SYNC_LIMIT).optional(),
   })
-  .refine((s) => (s.sinceVersion === undefined) || s.entityId !== undefined, {
+  .refine((s) => s.sinceVersion === undefined || s.entityId !== undefined, {
     message: '`sinceVersion` needs `entityId`',
     path: ['sinceVersion'],
   });
