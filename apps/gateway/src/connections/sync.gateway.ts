@@ -1,4 +1,4 @@
-import { Inject, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, type BeforeApplicationShutdown } from '@nestjs/common';
 import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
@@ -24,7 +24,7 @@ const MAX_FRAMES_BEFORE_WELCOME = 64;
   perMessageDeflate: false,
   handleProtocols: (protocols: Set<string>) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
 })
-export class SyncGateway implements OnGatewayConnection, OnApplicationShutdown {
+export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdown {
   private readonly keepAlive: NodeJS.Timeout;
   /** Sockets that answered the last probe. */
   private readonly alive = new WeakSet<WebSocket>();
@@ -74,7 +74,7 @@ export class SyncGateway implements OnGatewayConnection, OnApplicationShutdown {
   }
 
   /** Tells every client to reconnect elsewhere, then closes. */
-  onApplicationShutdown(): void {
+  beforeApplicationShutdown(): void {
     clearInterval(this.keepAlive);
     for (const connection of this.registry.all()) connection.close(CloseCode.GOING_AWAY, 'gateway shutting down');
   }
