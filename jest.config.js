@@ -22,6 +22,8 @@ const shared = {
 };
 
 export default {
+  // End-to-end tests start real processes; a hook or test that takes longer than this is stuck.
+  testTimeout: 90_000,
   projects: [
     {
       ...shared,
@@ -33,7 +35,6 @@ export default {
       ...shared,
       displayName: 'integration',
       testMatch: ['<rootDir>/{libs,apps}/*/src/**/*.{pg,nats}.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
-      testTimeout: 60000,
     },
   ],
 };

@@ -6,6 +6,12 @@ export const syncWorkerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.shap
   WORKER_BATCH_SIZE: positiveInt(500),
   /** Messages fetched ahead of processing, per worker. */
   WORKER_PREFETCH: positiveInt(1000),
+  /**
+   * Time a worker has to commit a batch before JetStream hands it to another worker. Set when the
+   * shared consumer is created; shorter means faster takeover after a crash, longer tolerates
+   * slower commits.
+   */
+  WORKER_ACK_WAIT_MS: positiveInt(30_000),
   /** Apply pending migrations at boot (under an advisory lock, so replicas migrate once). */
   MIGRATE_ON_BOOT: z
     .enum(['true', 'false'])

@@ -47,8 +47,6 @@ export const CHANGES_SETTINGS: StreamSettings = {
 /** The durable consumer all sync workers share. */
 export const WORKER_CONSUMER = {
   durableName: 'sync-worker',
-  /** Time a worker has to commit a fetched batch before JetStream redelivers it. */
-  ackWaitNs: 30 * SECOND_NS,
   /** Messages a worker may hold unacknowledged, across all replicas. */
   maxAckPending: 20_000,
   /** After this many deliveries a message is terminated and recorded instead of retried. */

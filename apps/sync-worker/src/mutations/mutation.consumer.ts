@@ -87,7 +87,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       durable_name: WORKER_CONSUMER.durableName,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: WORKER_CONSUMER.ackWaitNs,
+      ack_wait: this.config.WORKER_ACK_WAIT_MS * 1_000_000,
       max_ack_pending: WORKER_CONSUMER.maxAckPending,
       max_deliver: WORKER_CONSUMER.maxDeliver,
     };
