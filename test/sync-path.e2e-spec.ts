@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { JsonObject } from '@syncline/contracts';
+import type { JsonObject, OutcomeAckPayload } from '@syncline/contracts';
 import { Replica, type SentMutation } from './support/replica.js';
 import { TestSystem } from './support/system.js';
 import { TestClient, hlcNow, mutationId, type FrameOf } from './support/ws-client.js';
@@ -44,7 +44,7 @@ describe('sync path', () => {
   async function mutate(
     client: TestClient,
     mutation: Omit<SentMutation, 'mutationId'> & { entityType: string; baseVersion: number; mutationId?: string },
-  ): Promise<FrameOf<'ack'>['payload'] & { mutationId: string }> {
+  ): Promise<OutcomeAckPayload> {
     const node = client.clientId ?? 'client';
     const counter = (clocks.get(client) ?? 0) + 1;
     clocks.set(client, counter);
@@ -60,7 +60,7 @@ describe('sync path', () => {
       hlc: hlcNow(node),
     });
     const ack = await client.waitForOutcome(id);
-    return ack.payload as FrameOf<'ack'>['payload'] & { mutationId: string };
+    return ack.payload as OutcomeAckPayload;
   }
 
   async function serverState(
@@ -270,6 +270,18 @@ describe('sync path', () => {
       cursors: { orders: `${epoch.toString(36)}x:1` },
     });
     expect(reply).toMatchObject({ type: 'sync_required', payload: { entityType: 'orders', reason: 'epoch_changed' } });
+  });
+
+  it('subscribes each type on its own: a cursor ahead of the feed fails only its type', async () => {
+    const client = await connect(1);
+    const first = await subscribe(client, 'orders');
+    const epoch = first.payload.subscriptions[0]!.cursor.split(':')[0];
+    const id = client.send('subscribe', { entityTypes: ['orders', 'files'], cursors: { files: `${epoch}:999999999` } });
+    const error = await client.waitForType('error', (f) => f.id === id);
+    expect(error.payload).toMatchObject({ code: 'INVALID_CURSOR', ref: id });
+    expect(error.payload.message).toMatch(/^files: /);
+    const subscribed = await client.waitForType('subscribed', (f) => f.id === id);
+    expect(subscribed.payload.subscriptions.map((s) => s.entityType)).toEqual(['orders']);
   });
 
   it('applies a mutation resent after a lost ack exactly once', async () => {

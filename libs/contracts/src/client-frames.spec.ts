@@ -112,7 +112,7 @@ describe('other client frames', () => {
     expect(clientFrameSchemas.sync.safeParse({ entityType: 'orders', snapshot: true, pageToken: 'abc' }).success).toBe(
       true,
     );
-    expect(clientFrameSchemas.ping.safeParse(undefined).success).toBe(true);
+    expect(clientFrameSchemas.ping.safeParse(undefined).success).toBe(false);
     expect(clientFrameSchemas.ping.safeParse({}).success).toBe(true);
   });
 

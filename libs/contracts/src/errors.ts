@@ -22,8 +22,8 @@ export const ErrorCode = {
   AUTH_INVALID: 'AUTH_INVALID',
   /** The credentials do not allow this tenant, entity type or action. */
   FORBIDDEN: 'FORBIDDEN',
-  /** A mutation refers to an entity type the connection has not subscribed or may not use. */
-  NOT_SUBSCRIBED: 'NOT_SUBSCRIBED',
+  /** A bound of the connection was reached (subscriptions per connection); the request was not carried out. */
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
   /** The cursor is malformed. */
   INVALID_CURSOR: 'INVALID_CURSOR',
   /** Too many requests; `retryAfterMs` says when to try again. */

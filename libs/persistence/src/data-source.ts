@@ -7,6 +7,7 @@ import { EntityRecord } from './entities/entity-record.js';
 import { MutationRecord } from './entities/mutation-record.js';
 import { RejectedMessageRecord } from './entities/rejected-message-record.js';
 import { InitialSchema1732492800000 } from './migrations/1732492800000-initial-schema.js';
+import { ChangeLogHorizon1732579200000 } from './migrations/1732579200000-change-log-horizon.js';
 
 export const ENTITIES = [
   EntityRecord,
@@ -16,7 +17,7 @@ export const ENTITIES = [
   ConflictPolicyRecord,
   RejectedMessageRecord,
 ];
-export const MIGRATIONS = [InitialSchema1732492800000];
+export const MIGRATIONS = [InitialSchema1732492800000, ChangeLogHorizon1732579200000];
 
 export interface DataSourceOptions {
   readonly url: string;

@@ -68,7 +68,10 @@ export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdo
             timestamp: Date.now(),
           }),
         );
-        socket.close(CloseCode.AUTH_INVALID, failure.message);
+        socket.close(
+          failure.code === ErrorCode.UNSUPPORTED_PROTOCOL ? CloseCode.UNSUPPORTED_PROTOCOL : CloseCode.AUTH_INVALID,
+          failure.message,
+        );
       },
     );
   }

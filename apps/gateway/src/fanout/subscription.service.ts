@@ -37,18 +37,33 @@ export class SubscriptionService {
     const added = payload.entityTypes.filter((type) => !current.has(type)).length;
     if (current.size + added > this.config.MAX_SUBSCRIPTIONS_PER_CONNECTION) {
       throw new SynclineError(
-        ErrorCode.RATE_LIMITED,
+        ErrorCode.LIMIT_EXCEEDED,
         `at most ${this.config.MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions per connection`,
       );
     }
     this.byConnection.set(connection.id, current);
-    const states = await Promise.all(
-      [...new Set(payload.entityTypes)].map((type) =>
-        this.subscribeOne(connection, current, type, payload.cursors?.[type], id),
-      ),
+    const types = [...new Set(payload.entityTypes)];
+    const results = await Promise.allSettled(
+      types.map((type) => this.subscribeOne(connection, current, type, payload.cursors?.[type], id)),
     );
-    const subscriptions = states.filter((state): state is SubscriptionState => state !== undefined);
-    if (connection.isOpen) connection.send('subscribed', { subscriptions }, id);
+    // Each type stands on its own: the ones that failed get an error, the others are subscribed.
+    const subscriptions: SubscriptionState[] = [];
+    results.forEach((result, index) => {
+      if (result.status === 'fulfilled') {
+        if (result.value) subscriptions.push(result.value);
+        return;
+      }
+      const error = SynclineError.is(result.reason)
+        ? result.reason
+        : new SynclineError(ErrorCode.UNAVAILABLE, 'subscription could not start; retry', { retryAfterMs: 1000 });
+      connection.sendError(
+        { code: error.code, message: `${types[index]}: ${error.message}`, ...(id ? { ref: id } : {}) },
+        id,
+      );
+    });
+    if (connection.isOpen && (subscriptions.length > 0 || results.every((r) => r.status === 'fulfilled'))) {
+      connection.send('subscribed', { subscriptions }, id);
+    }
   }
 
   unsubscribe(connection: Connection, payload: UnsubscribePayload, id: string | undefined): void {
@@ -93,7 +108,13 @@ export class SubscriptionService {
       return { entityType, cursor: SyncPositions.format({ epoch: this.positions.epoch, seq: liveAfter }), replayed: 0 };
     }
 
-    const { epoch, firstSeq } = await this.positions.state();
+    const { epoch, firstSeq, lastSeq } = await this.positions.state();
+    if (resumeFrom.epoch === epoch && resumeFrom.seq > lastSeq) {
+      this.feeds.detach(subscription);
+      current.delete(entityType);
+      connection.subscriptions.delete(entityType);
+      throw new SynclineError(ErrorCode.INVALID_CURSOR, `cursor "${cursor}" is ahead of the change feed`);
+    }
     if (resumeFrom.epoch !== epoch || resumeFrom.seq + 1 < firstSeq) {
       // The stream no longer holds everything after this cursor: the client resyncs from a snapshot.
       this.feeds.detach(subscription);

@@ -93,6 +93,8 @@ export class MutationService {
         [Header.receivedAt]: String(receivedAt),
       });
       injectTraceContext(headers, trace.setSpan(context.active(), span));
+      // Recorded before publishing: the outcome can come back before the publish ack does.
+      this.outcomeAcks.expect(connection.id, payload.mutationId, id);
       const ack = await this.js.publish(
         this.subjects.mutation(connection.tenant, payload.entityType, payload.entityId),
         encodeJson(message),
@@ -101,9 +103,9 @@ export class MutationService {
       const ref = { mutationId: payload.mutationId, entityType: payload.entityType, entityId: payload.entityId };
       connection.send('ack', { status: 'accepted', ...ref }, id);
       if (ack.duplicate) void this.answerResend(connection, payload.mutationId, id);
-      else this.outcomeAcks.expect(connection.id, payload.mutationId, id);
       endSpan(span);
     } catch (error) {
+      this.outcomeAcks.forget(connection.id, payload.mutationId);
       endSpan(span, error);
       if (error instanceof SynclineError) throw error;
       this.logger.warn({ err: error }, 'could not store a mutation');
@@ -118,7 +120,8 @@ export class MutationService {
    * the workers for the recorded outcome until there is one.
    */
   private async answerResend(connection: Connection, mutationId: string, id: string | undefined): Promise<void> {
-    for (let attempt = 0, delay = 50; attempt < 40 && connection.isOpen; attempt++, delay = Math.min(delay * 2, 1000)) {
+    const answered = () => !connection.isOpen || !connection.awaitingOutcome.has(mutationId);
+    for (let attempt = 0, delay = 50; attempt < 40 && !answered(); attempt++, delay = Math.min(delay * 2, 1000)) {
       try {
         const result = await requestJson(
           this.nats,
@@ -127,7 +130,8 @@ export class MutationService {
           outcomeQueryResultSchema,
           { timeoutMs: this.config.REQUEST_TIMEOUT_MS },
         );
-        if (result.found) {
+        if (result.found && !answered()) {
+          this.outcomeAcks.forget(connection.id, mutationId);
           connection.send('ack', { ...result.outcome, duplicate: true }, id);
           return;
         }
@@ -136,5 +140,6 @@ export class MutationService {
       }
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
+    this.outcomeAcks.forget(connection.id, mutationId);
   }
 }

@@ -25,6 +25,10 @@ export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdow
     this.connections.get(connectionId)?.awaitingOutcome.set(mutationId, frameId);
   }
 
+  forget(connectionId: string, mutationId: string): void {
+    this.connections.get(connectionId)?.awaitingOutcome.delete(mutationId);
+  }
+
   onApplicationBootstrap(): void {
     const subject = new Subjects(this.config.SYNC_NAMESPACE).outcome(this.config.INSTANCE_ID ?? 'gateway');
     this.subscription = this.nats.subscribe(subject, {

@@ -76,13 +76,8 @@ export class SyncService {
       changesQueryResultSchema,
       { timeoutMs: this.config.REQUEST_TIMEOUT_MS },
     );
-    if (
-      payload.since !== undefined &&
-      payload.entityId === undefined &&
-      result.oldestSeq > afterSeq + 1 &&
-      afterSeq > 0
-    ) {
-      // The log was pruned past this cursor: what lies between is gone.
+    if (payload.since !== undefined && afterSeq < result.prunedThroughSeq) {
+      // Retention removed changes after this cursor: what lies between is gone.
       connection.send(
         'sync_required',
         { entityType: payload.entityType, reason: 'cursor_expired', cursor: payload.since },

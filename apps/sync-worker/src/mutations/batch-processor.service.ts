@@ -51,7 +51,7 @@ export class BatchProcessor {
 
   process(batch: readonly IncomingMutation[]): Promise<BatchResult> {
     return this.store.transaction(async (tx) => {
-      const { fresh, repeats } = await this.splitRepeats(tx, batch);
+      const { fresh, repeats, repeatedInBatch } = await this.splitRepeats(tx, batch);
       const locked = new Map((await tx.lockEntities(uniqueKeys(fresh))).map((entity) => [keyOf(entity.key), entity]));
       const writes = emptyWrites();
       const committed: CommittedChange[] = [];
@@ -64,7 +64,7 @@ export class BatchProcessor {
         }),
       );
       if (writes.mutations.length > 0) await tx.write(writes);
-      outcomes.push(...repeats);
+      outcomes.push(...repeats, ...answerRepeatsInBatch(repeatedInBatch, outcomes));
       return { outcomes, committed };
     });
   }
@@ -73,26 +73,27 @@ export class BatchProcessor {
   private async splitRepeats(
     tx: StoreTransaction,
     batch: readonly IncomingMutation[],
-  ): Promise<{ fresh: IncomingMutation[]; repeats: MutationOutcome[] }> {
+  ): Promise<{ fresh: IncomingMutation[]; repeats: MutationOutcome[]; repeatedInBatch: IncomingMutation[] }> {
     const processed = await tx.findProcessed(batch.map((item) => item.mutation));
     const recorded = new Map<string, ProcessedMutation>(processed.map((p) => [`${p.tenant}\u0000${p.mutationId}`, p]));
     const seen = new Set<string>();
     const fresh: IncomingMutation[] = [];
     const repeats: MutationOutcome[] = [];
+    const repeatedInBatch: IncomingMutation[] = [];
     for (const item of batch) {
       const id = `${item.mutation.tenant}\u0000${item.mutation.mutationId}`;
       const record = recorded.get(id);
       if (record) {
         repeats.push({ incoming: item, status: record.status, version: record.version, duplicate: true });
       } else if (seen.has(id)) {
-        // Its first copy in this batch has no ledger row yet; the client gets the first one's outcome.
-        continue;
+        // Its first copy in this batch has no ledger row yet: it gets the first copy's outcome.
+        repeatedInBatch.push(item);
       } else {
         seen.add(id);
         fresh.push(item);
       }
     }
-    return { fresh, repeats };
+    return { fresh, repeats, repeatedInBatch };
   }
 
   private async applyToEntity(
@@ -162,6 +163,20 @@ export class BatchProcessor {
     }
     if (changed) writes.entities.push(entityRow(locked.key, state));
   }
+}
+
+function answerRepeatsInBatch(
+  repeated: readonly IncomingMutation[],
+  outcomes: readonly MutationOutcome[],
+): MutationOutcome[] {
+  return repeated.flatMap((item) => {
+    const first = outcomes.find(
+      (outcome) =>
+        outcome.incoming.mutation.mutationId === item.mutation.mutationId &&
+        outcome.incoming.mutation.tenant === item.mutation.tenant,
+    );
+    return first ? [{ ...first, incoming: item, duplicate: true }] : [];
+  });
 }
 
 type MutableWrites = { [K in keyof BatchWrites]: BatchWrites[K] extends readonly (infer T)[] ? T[] : never };

@@ -31,9 +31,8 @@ export class QueryRepository {
               ORDER BY version LIMIT $5`,
             [query.tenant, query.entityType, query.entityId, query.afterVersion ?? 0, query.limit + 1],
           );
-    const oldest: Array<{ oldest: string | null }> = await this.dataSource.query(
-      `SELECT min(seq) AS oldest FROM changes WHERE tenant = $1 AND entity_type = $2`,
-      [query.tenant, query.entityType],
+    const horizon: Array<{ pruned_through_seq: string }> = await this.dataSource.query(
+      `SELECT pruned_through_seq FROM change_log_horizon WHERE id = 1`,
     );
     return {
       changes: rows.slice(0, query.limit).map((row) => ({
@@ -41,7 +40,7 @@ export class QueryRepository {
         seq: row['seq'] === null ? null : Number(row['seq']),
       })),
       hasMore: rows.length > query.limit,
-      oldestSeq: Number(oldest[0]?.oldest ?? 0),
+      prunedThroughSeq: Number(horizon[0]?.pruned_through_seq ?? 0),
     };
   }
 

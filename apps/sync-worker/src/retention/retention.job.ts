@@ -39,9 +39,18 @@ export class RetentionJob implements OnApplicationBootstrap, OnApplicationShutdo
   ): Promise<{ changes: number; mutations: number }> {
     const removed = { changes: 0, mutations: 0 };
     try {
+      // The horizon moves in the same statement as the delete, so a reader never meets a gap it cannot detect.
       removed.changes = await this.pruneInSlices(
-        `DELETE FROM changes WHERE id IN (
-           SELECT id FROM changes WHERE created_at < now() - make_interval(hours => $1) AND seq IS NOT NULL LIMIT 5000)`,
+        `WITH pruned AS (
+           DELETE FROM changes WHERE id IN (
+             SELECT id FROM changes WHERE created_at < now() - make_interval(hours => $1) AND seq IS NOT NULL LIMIT 5000)
+           RETURNING seq
+         ), horizon AS (
+           UPDATE change_log_horizon
+              SET pruned_through_seq = GREATEST(pruned_through_seq, (SELECT max(seq) FROM pruned)), updated_at = now()
+            WHERE id = 1 AND EXISTS (SELECT 1 FROM pruned)
+         )
+         SELECT count(*)::int AS count FROM pruned`,
         retentionHours,
       );
       removed.mutations = await this.pruneInSlices(
@@ -59,9 +68,16 @@ export class RetentionJob implements OnApplicationBootstrap, OnApplicationShutdo
   private async pruneInSlices(sql: string, retentionHours: number): Promise<number> {
     let total = 0;
     for (;;) {
-      const [, count] = (await this.dataSource.query(sql, [retentionHours])) as [unknown, number];
+      const count = await this.runSlice(sql, retentionHours);
       total += count;
       if (count < 5000) return total;
     }
+  }
+
+  private async runSlice(sql: string, retentionHours: number): Promise<number> {
+    const result: unknown = await this.dataSource.query(sql, [retentionHours]);
+    // A SELECT returns its rows; a bare DELETE returns [rows, affected count].
+    if (Array.isArray(result) && typeof result[1] === 'number') return result[1];
+    return Number((result as Array<{ count: number }>)[0]?.count ?? 0);
   }
 }

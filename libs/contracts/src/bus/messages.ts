@@ -113,8 +113,8 @@ export type ChangesQuery = z.infer<typeof changesQuerySchema>;
 export const changesQueryResultSchema = z.strictObject({
   changes: z.array(changeEventSchema.extend({ seq: z.number().int().positive().nullable() })),
   hasMore: z.boolean(),
-  /** Oldest stream sequence the change log still holds for this tenant (0 when empty). */
-  oldestSeq: z.number().int().nonnegative(),
+  /** Retention has removed every change up to this stream sequence: older cursors cannot be served. */
+  prunedThroughSeq: z.number().int().nonnegative(),
 });
 export type ChangesQueryResult = z.infer<typeof changesQueryResultSchema>;
 

@@ -65,7 +65,7 @@ export const syncPayloadSchema = z
     path: ['sinceVersion'],
   });
 
-export const pingPayloadSchema = z.strictObject({}).optional();
+export const pingPayloadSchema = z.strictObject({});
 
 /** Client → server frames, one schema per type. */
 export const clientFrameSchemas = {

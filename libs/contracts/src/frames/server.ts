@@ -54,28 +54,29 @@ export interface DeltaPayload {
   readonly cursor?: string;
 }
 
-/** The first ack says JetStream stored the mutation; the second says what became of it. */
-export type AckPayload =
-  | {
-      readonly status: 'accepted';
-      readonly mutationId: string;
-      readonly entityType: string;
-      readonly entityId: string;
-    }
-  | {
-      readonly status: MutationStatus;
-      readonly mutationId: string;
-      readonly entityType: string;
-      readonly entityId: string;
-      readonly version: number;
-      /** The server's document after the mutation, for `merged` (rebase) and `rejected` (roll back). */
-      readonly data?: JsonObject | null | undefined;
-      readonly vectorClock?: VectorClockRecord | undefined;
-      readonly seq?: number | undefined;
-      readonly cursor?: string | undefined;
-      /** True when this mutation id had already been processed; this is its recorded outcome. */
-      readonly duplicate?: boolean | undefined;
-    };
+/** The first ack: JetStream stored the mutation; it will not be lost. */
+export interface AcceptedAckPayload {
+  readonly status: 'accepted';
+  readonly mutationId: string;
+  readonly entityType: string;
+  readonly entityId: string;
+}
+
+/** The second ack: what became of the mutation. */
+export interface OutcomeAckPayload {
+  readonly status: MutationStatus;
+  readonly mutationId: string;
+  readonly entityType: string;
+  readonly entityId: string;
+  readonly version: number;
+  /** The server's document after the mutation, for `merged` (rebase) and `rejected` (roll back). */
+  readonly data?: JsonObject | null | undefined;
+  readonly vectorClock?: VectorClockRecord | undefined;
+  /** True when this mutation id had already been processed; this is its recorded outcome. */
+  readonly duplicate?: boolean | undefined;
+}
+
+export type AckPayload = AcceptedAckPayload | OutcomeAckPayload;
 
 export interface SnapshotEntity {
   readonly entityId: string;
