@@ -49,10 +49,9 @@ describe('change log retention', () => {
     );
     expect(Number(horizon?.pruned_through_seq)).toBe(seqOf('l-1'));
 
-    const epoch = (await client.request('subscribe', { entityTypes: ['logs'] })).payload as {
-      subscriptions: { cursor: string }[];
-    };
-    const prefix = epoch.subscriptions[0]!.cursor.split(':')[0];
+    const subscribed = await client.request('subscribe', { entityTypes: ['logs'] });
+    if (subscribed.type !== 'subscribed') throw new Error('not subscribed');
+    const prefix = subscribed.payload.subscriptions[0]!.cursor.split(':')[0];
     const expired = await client.request('sync', { entityType: 'logs', since: `${prefix}:${seqOf('l-0')}` });
     expect(expired).toMatchObject({ type: 'sync_required', payload: { reason: 'cursor_expired' } });
     const served = await client.request('sync', { entityType: 'logs', since: `${prefix}:${seqOf('l-1')}` });
