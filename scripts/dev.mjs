@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { DEVELOPMENT_JWT_SECRET, mintToken } from './mint-token.mjs';
+import { startDemoServer } from './demo-server.mjs';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
@@ -307,7 +308,7 @@ function onSignal(signal) {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-async function banner(gatewayReady) {
+async function banner(gatewayReady, demoUrl) {
   const show = (url) => String(url).replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//127.0.0.1:');
   const tenant = 'acme';
   const user = 'dev';
@@ -322,6 +323,7 @@ async function banner(gatewayReady) {
   say(rule);
   say(`  ${bold('Syncline is running')}`);
   say('');
+  say(`  Demo page   ${bold(demoUrl)}   (open it in two windows)`);
   say(`  WebSocket   ${bold(show(gatewayReady.url))}`);
   say(`  HTTP        ${bold(show(gatewayReady.httpUrl))}`);
   say(`  Protocols   ["syncline.v1", "bearer.<token>"]`);
@@ -349,7 +351,15 @@ async function main() {
   await waitReady(startService('sync-worker', env));
   const others = [startService('conflict-service', env), startService('gateway', env)];
   const [, gatewayReady] = await Promise.all(others.map(waitReady));
-  await banner(gatewayReady);
+  const demoPort = Number(process.env.DEMO_PORT ?? 3001);
+  const secret = process.env.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET;
+  await startDemoServer({
+    port: demoPort,
+    host: '127.0.0.1',
+    wsUrl: String(gatewayReady.url).replace('//0.0.0.0:', '//127.0.0.1:'),
+    mintToken: (claims) => mintToken({ ...claims, secret }),
+  });
+  await banner(gatewayReady, `http://127.0.0.1:${demoPort}/`);
 }
 
 main().catch((error) => {
