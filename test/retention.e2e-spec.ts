@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as connectNats } from '@nats-io/transport-node';
 import { TestSystem } from './support/system.js';
 import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
 
@@ -20,7 +22,7 @@ describe('change log retention', () => {
     await system?.stop();
   });
 
-  it('prunes changes older than the retention window and answers older cursors with sync_required', async () => {
+  it('prunes changes older than the retention window and answers cursors older than that with sync_required', async () => {
     for (let i = 0; i < 4; i++) {
       const id = mutationId();
       client.send('mutate', {
@@ -48,6 +50,15 @@ describe('change log retention', () => {
       `SELECT pruned_through_seq FROM change_log_horizon`,
     );
     expect(Number(horizon?.pruned_through_seq)).toBe(seqOf('l-1'));
+
+    // The stream's window is shorter than the log's: it no longer holds the first three changes,
+    // so older cursors are served from PostgreSQL, down to the retention horizon.
+    const nc = await connectNats({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' });
+    try {
+      await (await jetstreamManager(nc)).streams.purge(system.streams.changes, { seq: seqOf('l-3') });
+    } finally {
+      await nc.close();
+    }
 
     const subscribed = await client.request('subscribe', { entityTypes: ['logs'] });
     if (subscribed.type !== 'subscribed') throw new Error('not subscribed');

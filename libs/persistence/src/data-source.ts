@@ -8,6 +8,7 @@ import { MutationRecord } from './entities/mutation-record.js';
 import { RejectedMessageRecord } from './entities/rejected-message-record.js';
 import { InitialSchema1732492800000 } from './migrations/1732492800000-initial-schema.js';
 import { ChangeLogHorizon1732579200000 } from './migrations/1732579200000-change-log-horizon.js';
+import { PublishWatermarkFromChangeLog1732665600000 } from './migrations/1732665600000-publish-watermark-from-change-log.js';
 
 export const ENTITIES = [
   EntityRecord,
@@ -17,7 +18,11 @@ export const ENTITIES = [
   ConflictPolicyRecord,
   RejectedMessageRecord,
 ];
-export const MIGRATIONS = [InitialSchema1732492800000, ChangeLogHorizon1732579200000];
+export const MIGRATIONS = [
+  InitialSchema1732492800000,
+  ChangeLogHorizon1732579200000,
+  PublishWatermarkFromChangeLog1732665600000,
+];
 
 export interface DataSourceOptions {
   readonly url: string;

@@ -61,18 +61,19 @@ export function initTelemetry(options: TelemetryOptions): Telemetry {
       }),
     );
   }
-  const tracerProvider = new TracerProvider({ resource, spanProcessors });
-  const meterProvider = new MeterProvider({ resource, readers: metricReaders });
-
   context.setGlobalContextManager(new AsyncLocalStorageContextManager());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-  trace.setGlobalTracerProvider(tracerProvider);
-  metrics.setGlobalMeterProvider(meterProvider);
+  // Without an exporter the API's no-op tracer and meter stay in place: recording spans and
+  // measurements nobody reads would cost every message CPU for nothing.
+  const tracerProvider = spanProcessors.length > 0 ? new TracerProvider({ resource, spanProcessors }) : undefined;
+  const meterProvider = metricReaders.length > 0 ? new MeterProvider({ resource, readers: metricReaders }) : undefined;
+  if (tracerProvider) trace.setGlobalTracerProvider(tracerProvider);
+  if (meterProvider) metrics.setGlobalMeterProvider(meterProvider);
 
   return {
     tracer: trace.getTracer(options.serviceName),
     async shutdown() {
-      await Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);
+      await Promise.allSettled([tracerProvider?.shutdown(), meterProvider?.shutdown()]);
     },
   };
 }

@@ -36,6 +36,31 @@ export class ReplayService {
     deliver: (change: ChangeMessage) => void,
   ): Promise<number> {
     if (afterSeq >= untilSeq) return 0;
+    const { count } = await this.read(tenant, entityType, afterSeq, { untilSeq, deliver });
+    return count;
+  }
+
+  /** Up to `limit` changes of the type after `afterSeq`, in order, and whether more follow. */
+  async page(
+    tenant: string,
+    entityType: string,
+    afterSeq: number,
+    limit: number,
+  ): Promise<{ changes: ChangeMessage[]; hasMore: boolean }> {
+    const changes: ChangeMessage[] = [];
+    const { hasMore } = await this.read(tenant, entityType, afterSeq, {
+      limit,
+      deliver: (change) => changes.push(change),
+    });
+    return { changes, hasMore };
+  }
+
+  private async read(
+    tenant: string,
+    entityType: string,
+    afterSeq: number,
+    bounds: { untilSeq?: number; limit?: number; deliver: (change: ChangeMessage) => void },
+  ): Promise<{ count: number; hasMore: boolean }> {
     this.jsm ??= await jetstreamManager(this.nats);
     const stream = this.config.CHANGES_STREAM;
     const name = `replay_${randomBytes(8).toString('hex')}`;
@@ -48,21 +73,28 @@ export class ReplayService {
       mem_storage: true,
       inactive_threshold: 60 * SECOND_NS,
     });
+    const untilSeq = bounds.untilSeq ?? Number.MAX_SAFE_INTEGER;
+    const limit = bounds.limit ?? Number.MAX_SAFE_INTEGER;
     let count = 0;
+    let hasMore = false;
     try {
-      if (info.num_pending === 0) return 0;
+      if (info.num_pending === 0) return { count, hasMore };
       const consumer = await jetstream(this.nats).consumers.get(stream, name);
-      const messages = await consumer.consume({ max_messages: Math.min(info.num_pending, 1000) });
+      const messages = await consumer.consume({ max_messages: Math.min(info.num_pending, limit, 1000) });
       for await (const msg of messages) {
         if (msg.seq > untilSeq) break;
-        deliver(toChangeMessage(msg));
+        bounds.deliver(toChangeMessage(msg));
         count++;
         if (msg.seq === untilSeq || msg.info.pending === 0) break;
+        if (count === limit) {
+          hasMore = true;
+          break;
+        }
       }
       await messages.close();
     } finally {
       await this.jsm.consumers.delete(stream, name).catch(() => undefined);
     }
-    return count;
+    return { count, hasMore };
   }
 }

@@ -8,6 +8,7 @@ import {
   SynclineError,
   changesQueryResultSchema,
   snapshotQueryResultSchema,
+  type ChangeEvent,
   type DeltaPayload,
   type SyncPayload,
 } from '@syncline/contracts';
@@ -15,6 +16,7 @@ import { CONFIG, NATS, requestJson } from '@syncline/platform';
 import type { GatewayConfig } from '../config.js';
 import type { Connection } from '../connections/connection.js';
 import { StreamPositionService } from '../fanout/stream-position.service.js';
+import { ReplayService } from '../resume/replay.service.js';
 
 const DEFAULT_LIMIT = 500;
 
@@ -34,6 +36,7 @@ export class SyncService {
 
   constructor(
     private readonly positions: StreamPositionService,
+    private readonly replays: ReplayService,
     @Inject(NATS) private readonly nats: NatsConnection,
     @Inject(CONFIG) private readonly config: GatewayConfig,
   ) {
@@ -45,9 +48,14 @@ export class SyncService {
     return this.changes(connection, payload, id);
   }
 
+  /**
+   * Changes since a cursor come from CHANGES, the same ordered feed subscriptions replay, as far
+   * back as the stream reaches; older ones come from the change log in PostgreSQL, down to the
+   * retention horizon. One entity's changes since a version always come from the change log.
+   */
   private async changes(connection: Connection, payload: SyncPayload, id: string | undefined): Promise<void> {
     const limit = payload.limit ?? DEFAULT_LIMIT;
-    const epoch = (await this.positions.state()).epoch;
+    const { epoch, firstSeq } = await this.positions.state();
     let afterSeq = 0;
     if (payload.since !== undefined) {
       const position = SyncPositions.parse(payload.since);
@@ -62,11 +70,66 @@ export class SyncService {
       }
       afterSeq = position.seq;
     }
+    let page: { changes: DeltaPayload[]; hasMore: boolean } | undefined;
+    if (payload.entityId === undefined && afterSeq + 1 >= firstSeq) {
+      page = await this.fromStream(connection.tenant, payload.entityType, afterSeq, limit, epoch);
+    } else {
+      page = await this.fromChangeLog(connection.tenant, payload, afterSeq, limit, epoch);
+      if (!page) {
+        // Retention removed changes after this cursor: what lies between is gone.
+        connection.send(
+          'sync_required',
+          { entityType: payload.entityType, reason: 'cursor_expired', cursor: payload.since ?? '' },
+          id,
+        );
+        return;
+      }
+    }
+    const lastSeq = page.changes.reduce((max, change) => Math.max(max, change.seq ?? 0), afterSeq);
+    connection.send(
+      'sync_response',
+      {
+        mode: 'changes',
+        entityType: payload.entityType,
+        changes: page.changes,
+        cursor: SyncPositions.format({ epoch, seq: lastSeq }),
+        hasMore: page.hasMore,
+      },
+      id,
+    );
+  }
+
+  private async fromStream(
+    tenant: string,
+    entityType: string,
+    afterSeq: number,
+    limit: number,
+    epoch: string,
+  ): Promise<{ changes: DeltaPayload[]; hasMore: boolean }> {
+    const { changes, hasMore } = await this.replays.page(tenant, entityType, afterSeq, limit);
+    return {
+      changes: changes.map((change) => ({
+        ...(JSON.parse(change.body) as ChangeEvent),
+        seq: change.seq,
+        cursor: SyncPositions.format({ epoch, seq: change.seq }),
+      })),
+      hasMore,
+    };
+  }
+
+  /** A page of the change log, or `undefined` when retention already removed part of it. */
+  private async fromChangeLog(
+    tenant: string,
+    payload: SyncPayload,
+    afterSeq: number,
+    limit: number,
+    epoch: string,
+  ): Promise<{ changes: DeltaPayload[]; hasMore: boolean } | undefined> {
     const result = await requestJson(
       this.nats,
       this.subjects.query(QueryName.changes),
       {
-        tenant: connection.tenant,
+        tenant,
         entityType: payload.entityType,
         limit,
         ...(payload.entityId === undefined
@@ -76,30 +139,13 @@ export class SyncService {
       changesQueryResultSchema,
       { timeoutMs: this.config.REQUEST_TIMEOUT_MS },
     );
-    if (payload.since !== undefined && afterSeq < result.prunedThroughSeq) {
-      // Retention removed changes after this cursor: what lies between is gone.
-      connection.send(
-        'sync_required',
-        { entityType: payload.entityType, reason: 'cursor_expired', cursor: payload.since },
-        id,
-      );
-      return;
-    }
-    const changes: DeltaPayload[] = result.changes.map(({ seq, ...change }) =>
-      seq === null ? change : { ...change, seq, cursor: SyncPositions.format({ epoch, seq }) },
-    );
-    const lastSeq = result.changes.reduce((max, change) => Math.max(max, change.seq ?? 0), afterSeq);
-    connection.send(
-      'sync_response',
-      {
-        mode: 'changes',
-        entityType: payload.entityType,
-        changes,
-        cursor: SyncPositions.format({ epoch, seq: lastSeq }),
-        hasMore: result.hasMore,
-      },
-      id,
-    );
+    if (payload.entityId === undefined && afterSeq < result.prunedThroughSeq) return undefined;
+    return {
+      changes: result.changes.map(({ seq, ...change }) =>
+        seq === null ? change : { ...change, seq, cursor: SyncPositions.format({ epoch, seq }) },
+      ),
+      hasMore: result.hasMore,
+    };
   }
 
   private async snapshot(connection: Connection, payload: SyncPayload, id: string | undefined): Promise<void> {

@@ -26,10 +26,11 @@ import {
   type EntityState,
 } from './mutation-rules.js';
 
-/** A committed change the publisher must bring to CHANGES, with what CHANGES held before the batch. */
+/** A committed change the publisher must bring to CHANGES, with what was known of its entity's feed. */
 export interface CommittedChange {
   readonly row: ChangeRow;
-  readonly publishedBefore: { readonly version: number; readonly seq: number };
+  /** The entity's version when the batch locked it, and that version's CHANGES sequence if recorded. */
+  readonly previous: { readonly version: number; readonly seq: number | undefined };
 }
 
 export interface BatchResult {
@@ -49,9 +50,14 @@ export class BatchProcessor {
     private readonly conflicts: ConflictClient,
   ) {}
 
-  process(batch: readonly IncomingMutation[]): Promise<BatchResult> {
+  /**
+   * `checkLedger` looks every mutation id up in the ledger first. A first delivery can skip it:
+   * JetStream already dropped resends within its duplicate window, and a later resend makes the
+   * ledger's primary key refuse the batch, which is then retried with the check.
+   */
+  process(batch: readonly IncomingMutation[], options: { checkLedger: boolean }): Promise<BatchResult> {
     return this.store.transaction(async (tx) => {
-      const { fresh, repeats, repeatedInBatch } = await this.splitRepeats(tx, batch);
+      const { fresh, repeats, repeatedInBatch } = await this.splitRepeats(tx, batch, options.checkLedger);
       const locked = new Map((await tx.lockEntities(uniqueKeys(fresh))).map((entity) => [keyOf(entity.key), entity]));
       const writes = emptyWrites();
       const committed: CommittedChange[] = [];
@@ -73,8 +79,9 @@ export class BatchProcessor {
   private async splitRepeats(
     tx: StoreTransaction,
     batch: readonly IncomingMutation[],
+    checkLedger: boolean,
   ): Promise<{ fresh: IncomingMutation[]; repeats: MutationOutcome[]; repeatedInBatch: IncomingMutation[] }> {
-    const processed = await tx.findProcessed(batch.map((item) => item.mutation));
+    const processed = checkLedger ? await tx.findProcessed(batch.map((item) => item.mutation)) : [];
     const recorded = new Map<string, ProcessedMutation>(processed.map((p) => [`${p.tenant}\u0000${p.mutationId}`, p]));
     const seen = new Set<string>();
     const fresh: IncomingMutation[] = [];
@@ -147,7 +154,7 @@ export class BatchProcessor {
         writes.changes.push(changeRow(item, status, state, fieldChanges(before, result, state.hlc)));
         committed.push({
           row: writes.changes[writes.changes.length - 1] as ChangeRow,
-          publishedBefore: { version: locked.publishedVersion, seq: locked.publishedSeq },
+          previous: { version: locked.version, seq: locked.currentSeq },
         });
       }
       writes.mutations.push({ ...locked.key, mutationId: mutation.mutationId, status, version: state.version });

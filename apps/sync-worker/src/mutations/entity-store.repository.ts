@@ -18,9 +18,11 @@ export interface EntityKey {
 
 export interface LockedEntity extends EntityState {
   readonly key: EntityKey;
-  /** Highest version known to be in CHANGES, and its stream sequence. */
-  readonly publishedVersion: number;
-  readonly publishedSeq: number;
+  /**
+   * CHANGES sequence of the current version, when its publication is recorded: the sequence the
+   * next version's publish expects to follow (0 for an entity without versions).
+   */
+  readonly currentSeq: number | undefined;
 }
 
 export interface ProcessedMutation {
@@ -99,7 +101,8 @@ export class EntityStoreRepository {
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     try {
-      await runner.startTransaction('READ COMMITTED');
+      // The default isolation (read committed) is what the row locks need; naming it would cost a round trip.
+      await runner.startTransaction();
       const result = await work(new SqlStoreTransaction(runner));
       await runner.commitTransaction();
       return result;
@@ -142,12 +145,18 @@ class SqlStoreTransaction implements StoreTransaction {
   async lockEntities(keys: readonly EntityKey[]): Promise<LockedEntity[]> {
     const sorted = [...keys].sort(compareKeys);
     const rows: Array<Record<string, unknown>> = await this.runner.query(
-      `INSERT INTO entities AS e (tenant, entity_type, entity_id)
-       SELECT k.tenant, k.entity_type, k.entity_id
-         FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(tenant, entity_type, entity_id, n)
-        ORDER BY k.n
-       ON CONFLICT (tenant, entity_type, entity_id) DO UPDATE SET version = e.version
-       RETURNING tenant, entity_type, entity_id, version, data, deleted, vector_clock, hlc, published_version, published_seq`,
+      `WITH locked AS (
+         INSERT INTO entities AS e (tenant, entity_type, entity_id)
+         SELECT k.tenant, k.entity_type, k.entity_id
+           FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(tenant, entity_type, entity_id, n)
+          ORDER BY k.n
+         ON CONFLICT (tenant, entity_type, entity_id) DO UPDATE SET version = e.version
+         RETURNING tenant, entity_type, entity_id, version, data, deleted, vector_clock, hlc
+       )
+       SELECT l.*, CASE WHEN l.version = 0 THEN 0 ELSE c.seq END AS current_seq
+         FROM locked l
+         LEFT JOIN changes c
+           ON c.tenant = l.tenant AND c.entity_type = l.entity_type AND c.entity_id = l.entity_id AND c.version = l.version`,
       [sorted.map((k) => k.tenant), sorted.map((k) => k.entityType), sorted.map((k) => k.entityId)],
     );
     return rows.map((row) => ({
@@ -161,8 +170,7 @@ class SqlStoreTransaction implements StoreTransaction {
       deleted: row['deleted'] as boolean,
       vectorClock: VectorClocks.fromRecord(row['vector_clock'] as VectorClockRecord),
       hlc: row['hlc'] as string,
-      publishedVersion: Number(row['published_version']),
-      publishedSeq: Number(row['published_seq']),
+      currentSeq: row['current_seq'] === null ? undefined : Number(row['current_seq']),
     }));
   }
 

@@ -49,6 +49,8 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
   private messages: ConsumerMessages | undefined;
   private readonly waiting: JsMsg[] = [];
   private draining: Promise<void> | undefined;
+  /** Publications of committed batches still under way. */
+  private readonly publishing = new Set<Promise<void>>();
 
   constructor(
     private readonly processor: BatchProcessor,
@@ -79,6 +81,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
   async onApplicationShutdown(): Promise<void> {
     await this.messages?.close();
     await this.draining;
+    await Promise.all(this.publishing);
   }
 
   private async ensureConsumer(): Promise<void> {
@@ -169,20 +172,37 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     };
   }
 
-  private async commit(deliveries: readonly Delivery[]): Promise<void> {
+  /**
+   * Commits a batch and acknowledges it: from the commit on, the outbox owns its changes. Their
+   * publication runs while the next batch commits; only a bounded number of batches may wait
+   * for it, so a slow JetStream slows the worker down instead of filling its memory.
+   */
+  private async commit(
+    deliveries: readonly Delivery[],
+    checkLedger = deliveries.some((d) => d.msg.redelivered),
+  ): Promise<void> {
     let result;
     try {
-      result = await this.processor.process(deliveries.map((d) => d.incoming));
+      result = await this.processor.process(
+        deliveries.map((d) => d.incoming),
+        { checkLedger },
+      );
     } catch (error) {
+      // A mutation id already in the ledger: look it up this time.
+      if (!checkLedger && isLedgerConflict(error)) return this.commit(deliveries, true);
       await this.recover(deliveries, error);
       return;
     }
-    await this.publisher.publishCommitted(result.committed);
-    this.outcomes.notify(result.outcomes);
     for (const { msg, span } of deliveries) {
       msg.ack();
       endSpan(span);
     }
+    const publication = this.publisher
+      .publishCommitted(result.committed)
+      .then(() => this.outcomes.notify(result.outcomes));
+    this.publishing.add(publication);
+    void publication.finally(() => this.publishing.delete(publication));
+    while (this.publishing.size > MAX_BATCHES_PUBLISHING) await Promise.race(this.publishing);
   }
 
   /**
@@ -221,6 +241,14 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       msg.nak(retryDelayMs(msg.info.deliveryCount));
     }
   }
+}
+
+/** Batches whose publication may still be under way while the next batch commits. */
+const MAX_BATCHES_PUBLISHING = 8;
+
+function isLedgerConflict(error: unknown): boolean {
+  const driverError = (error as { driverError?: { code?: string; constraint?: string } } | undefined)?.driverError;
+  return driverError?.code === '23505' && driverError.constraint === 'mutations_pkey';
 }
 
 /** Exponential backoff from 250 ms to 30 s by delivery attempt. */

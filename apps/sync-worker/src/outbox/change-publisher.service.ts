@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { Header, MessageIds, Subjects, type ChangeEvent, type MutationOp } from '@syncline/contracts';
@@ -19,7 +19,11 @@ import {
 import type { SyncWorkerConfig } from '../config.js';
 import type { CommittedChange } from '../mutations/batch-processor.service.js';
 import { keyOf, type ChangeRow, type EntityKey } from '../mutations/entity-store.repository.js';
+import { FeedPositions, type FeedPosition } from './feed-positions.js';
 import { OutboxRepository, type PublishedChange } from './outbox.repository.js';
+
+/** Publications recorded in PostgreSQL together, at most this often. */
+const MARK_INTERVAL_MS = 20;
 
 /**
  * Brings committed changes to CHANGES, in version order per entity, exactly once.
@@ -28,13 +32,23 @@ import { OutboxRepository, type PublishedChange } from './outbox.repository.js';
  * publication (a retry, the relay after a crash, two workers racing) is dropped by JetStream.
  * Each also states the stream sequence of its entity's previous version
  * (`expect.lastSubjectSequence`): a version can only land right after the one before it.
- * When the previous version is not known to be published, the entity is published from the
- * outbox instead, oldest unpublished version first.
+ * Within this worker, publications of one entity run one after another; when the previous
+ * version's sequence is unknown, the entity is published from the outbox instead, oldest
+ * unpublished version first.
+ *
+ * Sequences are recorded in the change log in the background, batched: until then a change
+ * looks unpublished, and a relay that publishes it again gets the original sequence back.
  */
 @Injectable()
-export class ChangePublisher {
+export class ChangePublisher implements OnApplicationShutdown {
   private readonly js: JetStreamClient;
   private readonly subjects: Subjects;
+  private readonly positions = new FeedPositions(50_000);
+  /** The publication in progress per entity; the next one for that entity waits for it. */
+  private readonly inProgress = new Map<string, Promise<unknown>>();
+  private unmarked: PublishedChange[] = [];
+  private markTimer: NodeJS.Timeout | undefined;
+  private marking: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly outbox: OutboxRepository,
@@ -51,59 +65,94 @@ export class ChangePublisher {
    * Publishes what a batch committed. Failures are logged, not thrown: the changes stay in the
    * outbox and the relay publishes them later; the mutations are committed either way.
    */
-  async publishCommitted(committed: readonly CommittedChange[]): Promise<Map<string, number>> {
-    const seqs = new Map<string, number>();
-    const published: PublishedChange[] = [];
+  async publishCommitted(committed: readonly CommittedChange[]): Promise<void> {
     await Promise.all(
-      groupByEntity(committed).map(async (group) => {
-        try {
-          published.push(...(await this.publishChain(group)));
-        } catch (error) {
-          this.logger.warn(
-            { err: error, entity: group[0]?.row.entityId },
-            'publish failed; the outbox relay will retry',
-          );
-        }
-      }),
+      groupByEntity(committed).map((group) => this.inEntityOrder(keyOf(group[0]!.row), () => this.publishGroup(group))),
     );
-    for (const change of published) seqs.set(versionKey(change, change.version), change.seq);
-    await this.outbox.markPublished(published).catch((error: unknown) => {
-      this.logger.warn({ err: error }, 'could not record published sequences; the relay will');
-    });
-    return seqs;
   }
 
   /** Publishes every unpublished change of an entity from the outbox, oldest first. */
-  async relayEntity(key: EntityKey): Promise<PublishedChange[]> {
-    const { rows, previousSeq } = await this.outbox.unpublishedOf(key);
-    const published: PublishedChange[] = [];
-    let expected = previousSeq;
-    for (const row of rows) {
-      const seq = await this.publishRow(row, expected);
-      published.push({ ...key, version: row.version, seq });
-      expected = seq;
-    }
-    await this.outbox.markPublished(published);
-    return published;
+  relayEntity(key: EntityKey): Promise<void> {
+    return this.inEntityOrder(keyOf(key), () => this.publishFromOutbox(key));
   }
 
-  private async publishChain(group: readonly CommittedChange[]): Promise<PublishedChange[]> {
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.allSettled(this.inProgress.values());
+    await this.flushMarks();
+  }
+
+  private inEntityOrder(key: string, publish: () => Promise<void>): Promise<void> {
+    const previous = this.inProgress.get(key) ?? Promise.resolve();
+    const next = previous.then(publish).catch((error: unknown) => {
+      this.positions.forget(key);
+      this.logger.warn(
+        { err: error, entity: key.replaceAll('\u0000', '/') },
+        'publish failed; the outbox relay will retry',
+      );
+    });
+    this.inProgress.set(key, next);
+    void next.finally(() => {
+      if (this.inProgress.get(key) === next) this.inProgress.delete(key);
+    });
+    return next;
+  }
+
+  private async publishGroup(group: readonly CommittedChange[]): Promise<void> {
     const first = group[0] as CommittedChange;
-    const { publishedBefore } = first;
-    if (publishedBefore.version !== first.row.version - 1) return this.relayEntity(first.row);
-    const published: PublishedChange[] = [];
-    let expected: number | undefined = publishedBefore.seq;
+    const key = keyOf(first.row);
+    let expected = this.expectedBefore(key, first);
+    if (expected === undefined) return this.publishFromOutbox(first.row);
     for (const { row } of group) {
       try {
         expected = await this.publishRow(row, expected);
       } catch (error) {
         if (!isWrongLastSequence(error)) throw error;
-        // Someone else published an earlier version meanwhile: let the outbox order it.
-        return this.relayEntity(row);
+        // Another worker published a version of this entity meanwhile: let the outbox order it.
+        this.positions.forget(key);
+        return this.publishFromOutbox(row);
       }
-      published.push({ ...entityKey(row), version: row.version, seq: expected });
+      this.published(row, row.version, expected);
     }
-    return published;
+  }
+
+  /** The stream sequence the first change of a group must follow, when it is known. */
+  private expectedBefore(key: string, first: CommittedChange): number | undefined {
+    const predecessor = first.row.version - 1;
+    const known = this.positions.get(key);
+    if (known?.version === predecessor) return known.seq;
+    if (first.previous.version === predecessor) return first.previous.seq;
+    return undefined;
+  }
+
+  private async publishFromOutbox(key: EntityKey): Promise<void> {
+    const { rows, previousSeq } = await this.outbox.unpublishedOf(key);
+    const known: FeedPosition | undefined = this.positions.get(keyOf(key));
+    let expected = previousSeq ?? (known && known.version === (rows[0]?.version ?? 0) - 1 ? known.seq : undefined);
+    for (const row of rows) {
+      expected = await this.publishRow(row, expected);
+      this.published(row, row.version, expected);
+    }
+  }
+
+  private published(key: EntityKey, version: number, seq: number): void {
+    this.positions.advance(keyOf(key), { version, seq });
+    this.unmarked.push({ tenant: key.tenant, entityType: key.entityType, entityId: key.entityId, version, seq });
+    this.markTimer ??= setTimeout(() => {
+      this.markTimer = undefined;
+      void this.flushMarks();
+    }, MARK_INTERVAL_MS);
+  }
+
+  private flushMarks(): Promise<void> {
+    const batch = this.unmarked;
+    this.unmarked = [];
+    this.marking = this.marking.then(() =>
+      this.outbox.markPublished(batch).catch((error: unknown) => {
+        // Left unmarked, these are published again by the relay, which gets their sequences back.
+        this.logger.warn({ err: error, count: batch.length }, 'could not record published sequences');
+      }),
+    );
+    return this.marking;
   }
 
   /**
@@ -122,7 +171,7 @@ export class ChangePublisher {
         [Header.connectionId]: row.connectionId ?? undefined,
         [Header.receivedAt]: row.receivedAt === null ? undefined : String(row.receivedAt),
       });
-      injectTraceContext(headers, contextFromTraceparent(row.traceparent));
+      injectTraceContext(headers, parent);
       const ack = await this.js.publish(
         this.subjects.change(row.tenant, row.entityType, row.entityId),
         encodeJson(changeEventOf(row)),
@@ -162,14 +211,6 @@ function isWrongLastSequence(error: unknown): boolean {
     (error.code === JetStreamApiCodes.StreamWrongLastSequence ||
       error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
   );
-}
-
-function entityKey(row: ChangeRow): EntityKey {
-  return { tenant: row.tenant, entityType: row.entityType, entityId: row.entityId };
-}
-
-export function versionKey(key: EntityKey, version: number): string {
-  return `${keyOf(key)}\u0000${version}`;
 }
 
 function groupByEntity(committed: readonly CommittedChange[]): CommittedChange[][] {

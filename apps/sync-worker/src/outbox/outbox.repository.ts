@@ -14,27 +14,22 @@ export interface PublishedChange extends EntityKey {
 export class OutboxRepository {
   constructor(@Inject(DATA_SOURCE) private readonly dataSource: DataSource) {}
 
-  /** Records stream sequences, and moves each entity's published watermark forward (never back). */
+  /** Records the stream sequences of published changes. */
   async markPublished(published: readonly PublishedChange[]): Promise<void> {
     if (published.length === 0) return;
     await this.dataSource.query(
-      `WITH p AS (
-         SELECT * FROM jsonb_to_recordset($1::jsonb)
-           AS x("tenant" text, "entityType" text, "entityId" text, "version" bigint, "seq" bigint)
-       ), marked AS (
-         UPDATE changes c SET seq = p."seq", published_at = now()
-           FROM p
-          WHERE c.tenant = p."tenant" AND c.entity_type = p."entityType" AND c.entity_id = p."entityId"
-            AND c.version = p."version" AND c.seq IS NULL
-       ), latest AS (
-         SELECT DISTINCT ON ("tenant", "entityType", "entityId") * FROM p
-          ORDER BY "tenant", "entityType", "entityId", "version" DESC
-       )
-       UPDATE entities e SET published_version = l."version", published_seq = l."seq"
-         FROM latest l
-        WHERE e.tenant = l."tenant" AND e.entity_type = l."entityType" AND e.entity_id = l."entityId"
-          AND e.published_version < l."version"`,
-      [JSON.stringify(published)],
+      `UPDATE changes c SET seq = p.seq, published_at = now()
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+           AS p(tenant, entity_type, entity_id, version, seq)
+        WHERE c.tenant = p.tenant AND c.entity_type = p.entity_type AND c.entity_id = p.entity_id
+          AND c.version = p.version AND c.seq IS NULL`,
+      [
+        published.map((p) => p.tenant),
+        published.map((p) => p.entityType),
+        published.map((p) => p.entityId),
+        published.map((p) => p.version),
+        published.map((p) => p.seq),
+      ],
     );
   }
 

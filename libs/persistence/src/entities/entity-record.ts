@@ -14,7 +14,4 @@ export class EntityRecord {
   @Column({ name: 'vector_clock', type: 'jsonb', default: {} }) vectorClock!: VectorClockRecord;
   @Column({ type: 'text', default: '' }) hlc!: string;
   @Column({ name: 'updated_at', type: 'timestamptz', default: () => 'now()' }) updatedAt!: Date;
-  /** Highest version known to be in CHANGES, and its stream sequence: the outbox's watermark. */
-  @Column({ name: 'published_version', type: 'bigint', default: 0 }) publishedVersion!: string;
-  @Column({ name: 'published_seq', type: 'bigint', default: 0 }) publishedSeq!: string;
 }
