@@ -9,6 +9,7 @@ import { RejectedMessageRecord } from './entities/rejected-message-record.js';
 import { InitialSchema1732492800000 } from './migrations/1732492800000-initial-schema.js';
 import { ChangeLogHorizon1732579200000 } from './migrations/1732579200000-change-log-horizon.js';
 import { PublishWatermarkFromChangeLog1732665600000 } from './migrations/1732665600000-publish-watermark-from-change-log.js';
+import { PublishedChangesIndex1732752000000 } from './migrations/1732752000000-published-changes-index.js';
 
 export const ENTITIES = [
   EntityRecord,
@@ -22,6 +23,7 @@ export const MIGRATIONS = [
   InitialSchema1732492800000,
   ChangeLogHorizon1732579200000,
   PublishWatermarkFromChangeLog1732665600000,
+  PublishedChangesIndex1732752000000,
 ];
 
 export interface DataSourceOptions {
@@ -50,7 +52,8 @@ const MIGRATION_LOCK_KEY = 0x53796e63;
 
 /**
  * Applies pending migrations under a PostgreSQL advisory lock, so replicas booting together
- * migrate once and the others wait for the schema.
+ * migrate once and the others wait for the schema. The lock holds one connection of the pool
+ * while the migrations run on another: the pool needs at least two.
  */
 export async function runMigrations(dataSource: DataSource): Promise<string[]> {
   const runner = dataSource.createQueryRunner();

@@ -65,6 +65,7 @@ export type CommonConfig = z.infer<typeof commonEnvSchema>;
 /** Settings of the services that talk to PostgreSQL. */
 export const databaseEnvSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/postgres'),
-  DATABASE_POOL_SIZE: positiveInt(10),
+  /** At least 2: migrations hold an advisory lock on one connection while they run on another. */
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(1000).default(10),
 });
 export type DatabaseConfig = z.infer<typeof databaseEnvSchema>;

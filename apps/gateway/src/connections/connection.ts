@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { CloseCode, type ErrorPayload, type ServerFrameType, type ServerPayloads } from '@syncline/contracts';
 import type { Principal } from '../auth/token-verifier.js';
+import { coalesceWrites } from './write-coalescing.js';
 
 /**
  * One client socket and what the gateway knows of it. Frames leave only through `send`, which
@@ -48,6 +49,7 @@ export class Connection {
       this.close(CloseCode.GOING_AWAY, 'slow consumer: resume with your cursor');
       return;
     }
+    coalesceWrites(this.socket);
     this.socket.send(frame);
   }
 

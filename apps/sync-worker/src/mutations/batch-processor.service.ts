@@ -57,50 +57,26 @@ export class BatchProcessor {
    */
   process(batch: readonly IncomingMutation[], options: { checkLedger: boolean }): Promise<BatchResult> {
     return this.store.transaction(async (tx) => {
-      const { fresh, repeats, repeatedInBatch } = await this.splitRepeats(tx, batch, options.checkLedger);
-      const locked = new Map((await tx.lockEntities(uniqueKeys(fresh))).map((entity) => [keyOf(entity.key), entity]));
+      const { processed, locked } = await tx.start(
+        uniqueKeys(batch),
+        options.checkLedger ? batch.map((item) => item.mutation) : [],
+      );
+      const { fresh, repeats, repeatedInBatch } = splitRepeats(batch, processed);
+      const lockedByKey = new Map(locked.map((entity) => [keyOf(entity.key), entity]));
       const writes = emptyWrites();
       const committed: CommittedChange[] = [];
       const outcomes: MutationOutcome[] = [];
       await Promise.all(
         groupByEntity(fresh).map(async (group) => {
-          const entity = locked.get(keyOf(entityKeyOf(group[0] as IncomingMutation)));
+          const entity = lockedByKey.get(keyOf(entityKeyOf(group[0] as IncomingMutation)));
           if (!entity) throw new Error('entity row was not locked');
           await this.applyToEntity(tx, entity, group, writes, committed, outcomes);
         }),
       );
-      if (writes.mutations.length > 0) await tx.write(writes);
+      await tx.commit(writes);
       outcomes.push(...repeats, ...answerRepeatsInBatch(repeatedInBatch, outcomes));
       return { outcomes, committed };
     });
-  }
-
-  /** Mutation ids already in the ledger, or repeated within the batch, are answered from the record. */
-  private async splitRepeats(
-    tx: StoreTransaction,
-    batch: readonly IncomingMutation[],
-    checkLedger: boolean,
-  ): Promise<{ fresh: IncomingMutation[]; repeats: MutationOutcome[]; repeatedInBatch: IncomingMutation[] }> {
-    const processed = checkLedger ? await tx.findProcessed(batch.map((item) => item.mutation)) : [];
-    const recorded = new Map<string, ProcessedMutation>(processed.map((p) => [`${p.tenant}\u0000${p.mutationId}`, p]));
-    const seen = new Set<string>();
-    const fresh: IncomingMutation[] = [];
-    const repeats: MutationOutcome[] = [];
-    const repeatedInBatch: IncomingMutation[] = [];
-    for (const item of batch) {
-      const id = `${item.mutation.tenant}\u0000${item.mutation.mutationId}`;
-      const record = recorded.get(id);
-      if (record) {
-        repeats.push({ incoming: item, status: record.status, version: record.version, duplicate: true });
-      } else if (seen.has(id)) {
-        // Its first copy in this batch has no ledger row yet: it gets the first copy's outcome.
-        repeatedInBatch.push(item);
-      } else {
-        seen.add(id);
-        fresh.push(item);
-      }
-    }
-    return { fresh, repeats, repeatedInBatch };
   }
 
   private async applyToEntity(
@@ -184,6 +160,32 @@ function answerRepeatsInBatch(
     );
     return first ? [{ ...first, incoming: item, duplicate: true }] : [];
   });
+}
+
+/** Mutation ids already in the ledger, or repeated within the batch, are answered from the record. */
+function splitRepeats(
+  batch: readonly IncomingMutation[],
+  processed: readonly ProcessedMutation[],
+): { fresh: IncomingMutation[]; repeats: MutationOutcome[]; repeatedInBatch: IncomingMutation[] } {
+  const recorded = new Map<string, ProcessedMutation>(processed.map((p) => [`${p.tenant}\u0000${p.mutationId}`, p]));
+  const seen = new Set<string>();
+  const fresh: IncomingMutation[] = [];
+  const repeats: MutationOutcome[] = [];
+  const repeatedInBatch: IncomingMutation[] = [];
+  for (const item of batch) {
+    const id = `${item.mutation.tenant}\u0000${item.mutation.mutationId}`;
+    const record = recorded.get(id);
+    if (record) {
+      repeats.push({ incoming: item, status: record.status, version: record.version, duplicate: true });
+    } else if (seen.has(id)) {
+      // Its first copy in this batch has no ledger row yet: it gets the first copy's outcome.
+      repeatedInBatch.push(item);
+    } else {
+      seen.add(id);
+      fresh.push(item);
+    }
+  }
+  return { fresh, repeats, repeatedInBatch };
 }
 
 type MutableWrites = { [K in keyof BatchWrites]: BatchWrites[K] extends readonly (infer T)[] ? T[] : never };

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { DataSource, QueryRunner } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import {
   VectorClocks,
   type FieldDiff,
@@ -81,17 +81,40 @@ export interface BatchWrites {
   readonly entities: readonly EntityRow[];
 }
 
-/** A transaction of the store: every method runs inside it. */
+/** What a batch's transaction starts from: the ledger rows it asked for and its locked entities. */
+export interface BatchStart {
+  readonly processed: ProcessedMutation[];
+  readonly locked: LockedEntity[];
+}
+
+/** A transaction of the store, begun by `start` and ended by `commit` (or rolled back on failure). */
 export interface StoreTransaction {
-  findProcessed(mutations: readonly { tenant: string; mutationId: string }[]): Promise<ProcessedMutation[]>;
-  lockEntities(keys: readonly EntityKey[]): Promise<LockedEntity[]>;
+  /**
+   * Begins the transaction, looks the given mutation ids up in the ledger, and creates missing
+   * entity rows and locks all of them: one round trip.
+   */
+  start(keys: readonly EntityKey[], ledger: readonly { tenant: string; mutationId: string }[]): Promise<BatchStart>;
   changesAfter(key: EntityKey, version: number): Promise<{ version: number; changes: FieldDiff[] }[]>;
-  write(writes: BatchWrites): Promise<void>;
+  /** Writes the batch and commits: one round trip. */
+  commit(writes: BatchWrites): Promise<void>;
+}
+
+/** The part of a `pg` client the store uses. */
+interface PgClient {
+  query(text: string, values?: unknown[]): Promise<PgResult | PgResult[]>;
+  escapeLiteral(value: string): string;
+}
+
+interface PgResult {
+  readonly rows: Array<Record<string, unknown>>;
 }
 
 /**
  * The worker's only access to PostgreSQL for mutations. Every statement handles a whole batch,
- * so a transaction costs the same few round trips for one mutation or five hundred.
+ * and a batch costs two round trips: begin + ledger + lock, then write + commit. They are sent as
+ * multi-statement text (the simple query protocol), values quoted by the driver, because
+ * parameters would force one round trip per statement; on a machine where every hop of a
+ * mutation competes for the same cores, round trips are what latency is made of.
  */
 @Injectable()
 export class EntityStoreRepository {
@@ -99,15 +122,12 @@ export class EntityStoreRepository {
 
   async transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
     const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
+    const client = (await runner.connect()) as PgClient;
+    const tx = new SqlStoreTransaction(client);
     try {
-      // The default isolation (read committed) is what the row locks need; naming it would cost a round trip.
-      await runner.startTransaction();
-      const result = await work(new SqlStoreTransaction(runner));
-      await runner.commitTransaction();
-      return result;
+      return await work(tx);
     } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
+      if (tx.open) await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
       await runner.release();
@@ -116,114 +136,140 @@ export class EntityStoreRepository {
 }
 
 class SqlStoreTransaction implements StoreTransaction {
-  constructor(private readonly runner: QueryRunner) {}
+  open = false;
 
-  async findProcessed(mutations: readonly { tenant: string; mutationId: string }[]): Promise<ProcessedMutation[]> {
-    if (mutations.length === 0) return [];
-    const rows: Array<Record<string, string>> = await this.runner.query(
-      `SELECT m.tenant, m.mutation_id, m.entity_type, m.entity_id, m.status, m.version
-         FROM mutations m
-         JOIN unnest($1::text[], $2::text[]) AS k(tenant, mutation_id)
-           ON m.tenant = k.tenant AND m.mutation_id = k.mutation_id`,
-      [mutations.map((m) => m.tenant), mutations.map((m) => m.mutationId)],
-    );
-    return rows.map((row) => ({
-      tenant: row['tenant'] as string,
-      mutationId: row['mutation_id'] as string,
-      entityType: row['entity_type'] as string,
-      entityId: row['entity_id'] as string,
-      status: row['status'] as MutationStatus,
-      version: Number(row['version']),
-    }));
-  }
+  constructor(private readonly client: PgClient) {}
 
-  /**
-   * Creates missing entity rows and locks all of them, in one statement. `ON CONFLICT DO UPDATE`
-   * takes the row lock of an existing row and returns it; keys are sorted so two workers always
-   * lock in the same order and cannot deadlock each other.
-   */
-  async lockEntities(keys: readonly EntityKey[]): Promise<LockedEntity[]> {
-    const sorted = [...keys].sort(compareKeys);
-    const rows: Array<Record<string, unknown>> = await this.runner.query(
-      `WITH locked AS (
-         INSERT INTO entities AS e (tenant, entity_type, entity_id)
-         SELECT k.tenant, k.entity_type, k.entity_id
-           FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(tenant, entity_type, entity_id, n)
-          ORDER BY k.n
-         ON CONFLICT (tenant, entity_type, entity_id) DO UPDATE SET version = e.version
-         RETURNING tenant, entity_type, entity_id, version, data, deleted, vector_clock, hlc
-       )
-       SELECT l.*, CASE WHEN l.version = 0 THEN 0 ELSE c.seq END AS current_seq
-         FROM locked l
-         LEFT JOIN changes c
-           ON c.tenant = l.tenant AND c.entity_type = l.entity_type AND c.entity_id = l.entity_id AND c.version = l.version`,
-      [sorted.map((k) => k.tenant), sorted.map((k) => k.entityType), sorted.map((k) => k.entityId)],
-    );
-    return rows.map((row) => ({
-      key: {
-        tenant: row['tenant'] as string,
-        entityType: row['entity_type'] as string,
-        entityId: row['entity_id'] as string,
-      },
-      version: Number(row['version']),
-      data: (row['data'] as JsonObject | null) ?? null,
-      deleted: row['deleted'] as boolean,
-      vectorClock: VectorClocks.fromRecord(row['vector_clock'] as VectorClockRecord),
-      hlc: row['hlc'] as string,
-      currentSeq: row['current_seq'] === null ? undefined : Number(row['current_seq']),
-    }));
+  async start(
+    keys: readonly EntityKey[],
+    ledger: readonly { tenant: string; mutationId: string }[],
+  ): Promise<BatchStart> {
+    this.open = true;
+    const statements = ['BEGIN'];
+    if (ledger.length > 0) statements.push(this.ledgerQuery(ledger));
+    statements.push(this.lockQuery(keys));
+    const results = await this.client.query(statements.join(';\n'));
+    const list = Array.isArray(results) ? results : [results];
+    const lockRows = list[list.length - 1]?.rows ?? [];
+    const ledgerRows = ledger.length > 0 ? (list[1]?.rows ?? []) : [];
+    return { processed: ledgerRows.map(toProcessed), locked: lockRows.map(toLocked) };
   }
 
   async changesAfter(key: EntityKey, version: number): Promise<{ version: number; changes: FieldDiff[] }[]> {
-    const rows: Array<{ version: string; changes: FieldDiff[] }> = await this.runner.query(
+    const result = (await this.client.query(
       `SELECT version, changes FROM changes
         WHERE tenant = $1 AND entity_type = $2 AND entity_id = $3 AND version > $4
         ORDER BY version`,
       [key.tenant, key.entityType, key.entityId, version],
-    );
-    return rows.map((row) => ({ version: Number(row.version), changes: row.changes }));
+    )) as PgResult;
+    return result.rows.map((row) => ({ version: Number(row['version']), changes: row['changes'] as FieldDiff[] }));
+  }
+
+  async commit(writes: BatchWrites): Promise<void> {
+    const statements = writes.mutations.length > 0 ? [this.writeQuery(writes), 'COMMIT'] : ['COMMIT'];
+    await this.client.query(statements.join(';\n'));
+    this.open = false;
+  }
+
+  private ledgerQuery(ledger: readonly { tenant: string; mutationId: string }[]): string {
+    return `SELECT m.tenant, m.mutation_id, m.entity_type, m.entity_id, m.status, m.version
+              FROM mutations m
+              JOIN unnest(${this.textArray(ledger.map((l) => l.tenant))}, ${this.textArray(ledger.map((l) => l.mutationId))})
+                AS k(tenant, mutation_id)
+                ON m.tenant = k.tenant AND m.mutation_id = k.mutation_id`;
+  }
+
+  /**
+   * Creates missing entity rows and locks all of them. `ON CONFLICT DO UPDATE` takes the row
+   * lock of an existing row and returns it; keys are sorted so two workers always lock in the
+   * same order and cannot deadlock each other. The current version's stream sequence comes
+   * from its change-log row.
+   */
+  private lockQuery(keys: readonly EntityKey[]): string {
+    const sorted = [...keys].sort(compareKeys);
+    return `WITH locked AS (
+              INSERT INTO entities AS e (tenant, entity_type, entity_id)
+              SELECT k.tenant, k.entity_type, k.entity_id
+                FROM unnest(${this.textArray(sorted.map((k) => k.tenant))}, ${this.textArray(sorted.map((k) => k.entityType))},
+                            ${this.textArray(sorted.map((k) => k.entityId))}) WITH ORDINALITY AS k(tenant, entity_type, entity_id, n)
+               ORDER BY k.n
+              ON CONFLICT (tenant, entity_type, entity_id) DO UPDATE SET version = e.version
+              RETURNING tenant, entity_type, entity_id, version, data, deleted, vector_clock, hlc
+            )
+            SELECT l.*, CASE WHEN l.version = 0 THEN 0 ELSE c.seq END AS current_seq
+              FROM locked l
+              LEFT JOIN changes c
+                ON c.tenant = l.tenant AND c.entity_type = l.entity_type AND c.entity_id = l.entity_id
+               AND c.version = l.version`;
   }
 
   /** All writes of a batch in one statement: change log, ledger, conflicts and entity rows. */
-  async write(writes: BatchWrites): Promise<void> {
-    await this.runner.query(
-      `WITH new_changes AS (
+  private writeQuery(writes: BatchWrites): string {
+    const json = (rows: readonly object[]) => `${this.client.escapeLiteral(JSON.stringify(rows))}::jsonb`;
+    return `WITH new_changes AS (
          INSERT INTO changes (tenant, entity_type, entity_id, version, mutation_id, client_id, op, status, changes,
                               deleted, vector_clock, hlc, traceparent, gateway_id, connection_id, received_at)
          SELECT "tenant", "entityType", "entityId", "version", "mutationId", "clientId", "op", "status", "changes",
                 "deleted", "vectorClock", "hlc", "traceparent", "gatewayId", "connectionId", "receivedAt"
-           FROM jsonb_to_recordset($1::jsonb) AS x("tenant" text, "entityType" text, "entityId" text, "version" bigint,
-                "mutationId" text, "clientId" text, "op" text, "status" text, "changes" jsonb, "deleted" boolean,
-                "vectorClock" jsonb, "hlc" text, "traceparent" text, "gatewayId" text, "connectionId" text, "receivedAt" bigint)
+           FROM jsonb_to_recordset(${json(writes.changes)}) AS x("tenant" text, "entityType" text, "entityId" text,
+                "version" bigint, "mutationId" text, "clientId" text, "op" text, "status" text, "changes" jsonb,
+                "deleted" boolean, "vectorClock" jsonb, "hlc" text, "traceparent" text, "gatewayId" text,
+                "connectionId" text, "receivedAt" bigint)
        ), new_mutations AS (
          INSERT INTO mutations (tenant, mutation_id, entity_type, entity_id, status, version)
          SELECT "tenant", "mutationId", "entityType", "entityId", "status", "version"
-           FROM jsonb_to_recordset($2::jsonb) AS x("tenant" text, "mutationId" text, "entityType" text, "entityId" text,
-                "status" text, "version" bigint)
+           FROM jsonb_to_recordset(${json(writes.mutations)}) AS x("tenant" text, "mutationId" text, "entityType" text,
+                "entityId" text, "status" text, "version" bigint)
        ), new_conflicts AS (
          INSERT INTO conflicts (tenant, entity_type, entity_id, mutation_id, strategy, winner, base_version, server_version,
                                 result_version, base, server_data, client_data, result, contested, server_hlc, client_hlc)
          SELECT "tenant", "entityType", "entityId", "mutationId", "strategy", "winner", "baseVersion", "serverVersion",
                 "resultVersion", "base", "serverData", "clientData", "result", "contested", "serverHlc", "clientHlc"
-           FROM jsonb_to_recordset($3::jsonb) AS x("tenant" text, "entityType" text, "entityId" text, "mutationId" text,
-                "strategy" text, "winner" text, "baseVersion" bigint, "serverVersion" bigint, "resultVersion" bigint,
-                "base" jsonb, "serverData" jsonb, "clientData" jsonb, "result" jsonb, "contested" jsonb,
-                "serverHlc" text, "clientHlc" text)
+           FROM jsonb_to_recordset(${json(writes.conflicts)}) AS x("tenant" text, "entityType" text, "entityId" text,
+                "mutationId" text, "strategy" text, "winner" text, "baseVersion" bigint, "serverVersion" bigint,
+                "resultVersion" bigint, "base" jsonb, "serverData" jsonb, "clientData" jsonb, "result" jsonb,
+                "contested" jsonb, "serverHlc" text, "clientHlc" text)
        )
        UPDATE entities e
           SET version = x."version", data = x."data", deleted = x."deleted", vector_clock = x."vectorClock",
               hlc = x."hlc", updated_at = now()
-         FROM jsonb_to_recordset($4::jsonb) AS x("tenant" text, "entityType" text, "entityId" text, "version" bigint,
-              "data" jsonb, "deleted" boolean, "vectorClock" jsonb, "hlc" text)
-        WHERE e.tenant = x."tenant" AND e.entity_type = x."entityType" AND e.entity_id = x."entityId"`,
-      [
-        JSON.stringify(writes.changes),
-        JSON.stringify(writes.mutations),
-        JSON.stringify(writes.conflicts),
-        JSON.stringify(writes.entities),
-      ],
-    );
+         FROM jsonb_to_recordset(${json(writes.entities)}) AS x("tenant" text, "entityType" text, "entityId" text,
+              "version" bigint, "data" jsonb, "deleted" boolean, "vectorClock" jsonb, "hlc" text)
+        WHERE e.tenant = x."tenant" AND e.entity_type = x."entityType" AND e.entity_id = x."entityId"`;
   }
+
+  private textArray(values: readonly string[]): string {
+    return values.length === 0
+      ? `'{}'::text[]`
+      : `ARRAY[${values.map((v) => this.client.escapeLiteral(v)).join(',')}]::text[]`;
+  }
+}
+
+function toProcessed(row: Record<string, unknown>): ProcessedMutation {
+  return {
+    tenant: row['tenant'] as string,
+    mutationId: row['mutation_id'] as string,
+    entityType: row['entity_type'] as string,
+    entityId: row['entity_id'] as string,
+    status: row['status'] as MutationStatus,
+    version: Number(row['version']),
+  };
+}
+
+function toLocked(row: Record<string, unknown>): LockedEntity {
+  return {
+    key: {
+      tenant: row['tenant'] as string,
+      entityType: row['entity_type'] as string,
+      entityId: row['entity_id'] as string,
+    },
+    version: Number(row['version']),
+    data: (row['data'] as JsonObject | null) ?? null,
+    deleted: row['deleted'] as boolean,
+    vectorClock: VectorClocks.fromRecord(row['vector_clock'] as VectorClockRecord),
+    hlc: row['hlc'] as string,
+    currentSeq: row['current_seq'] === null ? undefined : Number(row['current_seq']),
+  };
 }
 
 export function compareKeys(a: EntityKey, b: EntityKey): number {

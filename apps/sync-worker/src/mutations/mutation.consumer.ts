@@ -28,7 +28,7 @@ import type { SyncWorkerConfig } from '../config.js';
 import { ChangePublisher } from '../outbox/change-publisher.service.js';
 import { OutcomeNotifier } from '../outcomes/outcome-notifier.js';
 import { BatchProcessor } from './batch-processor.service.js';
-import { failureKind } from './failure-kind.js';
+import { failureKind, postgresErrorOf } from './failure-kind.js';
 import type { IncomingMutation } from './incoming-mutation.js';
 import { RejectedMessageRepository } from './rejected-message.repository.js';
 
@@ -247,8 +247,8 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
 const MAX_BATCHES_PUBLISHING = 8;
 
 function isLedgerConflict(error: unknown): boolean {
-  const driverError = (error as { driverError?: { code?: string; constraint?: string } } | undefined)?.driverError;
-  return driverError?.code === '23505' && driverError.constraint === 'mutations_pkey';
+  const cause = postgresErrorOf(error);
+  return cause?.code === '23505' && cause.constraint === 'mutations_pkey';
 }
 
 /** Exponential backoff from 250 ms to 30 s by delivery attempt. */

@@ -7,7 +7,7 @@ import type { FieldChange, MutationOp, MutationStatus, VectorClockRecord } from 
  */
 @Entity({ name: 'changes' })
 @Unique('changes_entity_version', ['tenant', 'entityType', 'entityId', 'version'])
-@Index('changes_by_type_seq', ['tenant', 'entityType', 'seq'])
+@Index('changes_by_type_seq', ['tenant', 'entityType', 'seq'], { where: 'seq IS NOT NULL' })
 @Index('changes_created_at', ['createdAt'])
 export class ChangeRecord {
   @PrimaryGeneratedColumn({ type: 'bigint' }) id!: string;
