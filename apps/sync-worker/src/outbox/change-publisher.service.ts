@@ -71,6 +71,11 @@ export class ChangePublisher implements OnApplicationShutdown {
     );
   }
 
+  /** True while this worker is publishing changes of the entity. */
+  isPublishing(key: EntityKey): boolean {
+    return this.inProgress.has(keyOf(key));
+  }
+
   /** Publishes every unpublished change of an entity from the outbox, oldest first. */
   relayEntity(key: EntityKey): Promise<void> {
     return this.inEntityOrder(keyOf(key), () => this.publishFromOutbox(key));

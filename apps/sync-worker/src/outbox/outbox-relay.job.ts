@@ -38,8 +38,10 @@ export class OutboxRelayJob implements OnApplicationBootstrap, OnApplicationShut
   async relayOnce(graceMs = this.config.OUTBOX_RELAY_GRACE_MS): Promise<void> {
     try {
       const entities = await this.outbox.entitiesWithUnpublished(graceMs, 500);
-      for (const key of entities) await this.publisher.relayEntity(key);
-      if (entities.length > 0) this.logger.info({ entities: entities.length }, 'outbox relay published changes');
+      // What this worker is publishing right now is late, not lost: the relay leaves it alone.
+      const orphaned = entities.filter((key) => !this.publisher.isPublishing(key));
+      for (const key of orphaned) await this.publisher.relayEntity(key);
+      if (orphaned.length > 0) this.logger.info({ entities: orphaned.length }, 'outbox relay published changes');
     } catch (error) {
       this.logger.warn({ err: error }, 'outbox relay failed; retrying on the next tick');
     }
