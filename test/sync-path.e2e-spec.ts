@@ -360,6 +360,31 @@ describe('sync path', () => {
     expect(one.payload.changes).toEqual([expect.objectContaining({ entityId: 'f-3', version: 1 })]);
   });
 
+  it('deletes an entity as a tombstone that keeps its version', async () => {
+    const author = await connect(0, 'dora');
+    const reader = await connect(1, 'dan');
+    await subscribe(reader, 'notes');
+    await mutate(author, {
+      entityType: 'notes',
+      entityId: 'gone',
+      op: 'upsert',
+      data: { a: 1, b: { c: 2 } },
+      baseVersion: 0,
+    });
+    const ack = await mutate(author, { entityType: 'notes', entityId: 'gone', op: 'delete', baseVersion: 1 });
+    expect(ack).toMatchObject({ status: 'applied', version: 2 });
+    const delta = await reader.waitForType('delta', (f) => f.payload.entityId === 'gone' && f.payload.version === 2);
+    expect(delta.payload).toMatchObject({ op: 'delete', deleted: true });
+    expect(delta.payload.changes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ field: '/a', changeType: 'removed', oldValue: 1 }),
+        expect.objectContaining({ field: '/b', changeType: 'removed', oldValue: { c: 2 } }),
+      ]),
+    );
+    const snapshot = await reader.request('sync', { entityType: 'notes', entityId: 'gone', snapshot: true });
+    expect(snapshot.payload).toMatchObject({ entities: [{ entityId: 'gone', version: 2, deleted: true, data: null }] });
+  });
+
   it('keeps tenants apart', async () => {
     const other = await connect(1, 'eve', 'globex');
     await subscribe(other, 'orders');

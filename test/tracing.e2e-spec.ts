@@ -10,7 +10,10 @@ describe('tracing', () => {
 
   beforeAll(async () => {
     receiver = await OtlpReceiver.start();
-    system = await TestSystem.start({ gateways: 2, env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint } });
+    system = await TestSystem.start({
+      gateways: 2,
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_METRIC_EXPORT_INTERVAL: '300' },
+    });
   });
 
   afterAll(async () => {
@@ -65,6 +68,17 @@ describe('tracing', () => {
     const ids = new Set(trace.map((span) => span.spanId));
     const roots = trace.filter((span) => !span.parentSpanId || !ids.has(span.parentSpanId));
     expect(roots.map((span) => span.name)).toEqual(['mutation.receive']);
+  });
+
+  it('exports the end-to-end latency histogram: gateway receipt to delivery on another client', async () => {
+    const deadline = Date.now() + 10_000;
+    const recorded = () =>
+      receiver.metrics.find((metric) => metric.name === 'syncline.delivery.latency' && metric.service === 'gateway');
+    while (!recorded() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    const metric = recorded();
+    expect(metric).toBeDefined();
+    const points = (metric?.data['histogram'] as { dataPoints: { count: string | number }[] }).dataPoints;
+    expect(points.reduce((sum, point) => sum + Number(point.count), 0)).toBeGreaterThan(0);
   });
 });
 

@@ -37,16 +37,17 @@ interface OtlpTraces {
  */
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
+  /** Every metric received, by service and name, with its latest data points as sent. */
+  readonly metrics: { service: string; name: string; data: Record<string, unknown> }[] = [];
 
   private readonly server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      if (request.url === '/v1/traces') {
-        const body = Buffer.concat(chunks);
-        const text = (request.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body).toString('utf8');
-        this.collect(JSON.parse(text) as OtlpTraces);
-      }
+      const body = Buffer.concat(chunks);
+      const text = (request.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body).toString('utf8');
+      if (request.url === '/v1/traces') this.collect(JSON.parse(text) as OtlpTraces);
+      if (request.url === '/v1/metrics') this.collectMetrics(JSON.parse(text) as OtlpMetrics);
       response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
@@ -66,6 +67,15 @@ export class OtlpReceiver {
     await new Promise((resolve) => this.server.close(resolve));
   }
 
+  private collectMetrics(payload: OtlpMetrics): void {
+    for (const resourceMetrics of payload.resourceMetrics ?? []) {
+      const service = String(attributesOf(resourceMetrics.resource?.attributes)['service.name']);
+      for (const scope of resourceMetrics.scopeMetrics ?? []) {
+        for (const { name, ...data } of scope.metrics ?? []) this.metrics.push({ service, name, data });
+      }
+    }
+  }
+
   private collect(traces: OtlpTraces): void {
     for (const resourceSpans of traces.resourceSpans ?? []) {
       const resource = attributesOf(resourceSpans.resource?.attributes);
@@ -83,6 +93,13 @@ export class OtlpReceiver {
       }
     }
   }
+}
+
+interface OtlpMetrics {
+  resourceMetrics?: Array<{
+    resource?: { attributes?: OtlpAttribute[] };
+    scopeMetrics?: Array<{ metrics?: Array<{ name: string } & Record<string, unknown>> }>;
+  }>;
 }
 
 function attributesOf(attributes: OtlpAttribute[] | undefined): Record<string, unknown> {

@@ -27,6 +27,7 @@ export async function bootRuntime<S extends z.ZodType<CommonConfig>>(
     serviceName: options.service,
     instanceId,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+    metricExportIntervalMs: config.OTEL_METRIC_EXPORT_INTERVAL,
     ...options.telemetry,
   });
   const nats = await connectNats({ servers: config.NATS_URL, name: instanceId });

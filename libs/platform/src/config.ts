@@ -57,6 +57,8 @@ export const commonEnvSchema = z.object({
   INSTANCE_ID: name.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   OTEL_EXPORTER_OTLP_ENDPOINT: url(['http:', 'https:']).optional(),
+  /** Milliseconds between metric exports (the OpenTelemetry standard variable). */
+  OTEL_METRIC_EXPORT_INTERVAL: positiveInt(10_000),
   /** Milliseconds a request to a peer service may take before it fails with `UNAVAILABLE`. */
   REQUEST_TIMEOUT_MS: positiveInt(5000),
 });

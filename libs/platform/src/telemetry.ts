@@ -25,6 +25,7 @@ export interface TelemetryOptions {
   readonly instanceId: string;
   /** OTLP/HTTP endpoint, e.g. `http://collector:4318`; without it spans are not exported. */
   readonly otlpEndpoint?: string | undefined;
+  readonly metricExportIntervalMs?: number;
   /** Extra span processors (tests add an in-memory exporter). */
   readonly spanProcessors?: SpanProcessor[];
   readonly metricReaders?: MetricReader[];
@@ -57,7 +58,7 @@ export function initTelemetry(options: TelemetryOptions): Telemetry {
     metricReaders.push(
       new PeriodicExportingMetricReader({
         exporter: new OTLPMetricExporter({ url: `${base}/v1/metrics` }),
-        exportIntervalMillis: 10_000,
+        exportIntervalMillis: options.metricExportIntervalMs ?? 10_000,
       }),
     );
   }
