@@ -33,6 +33,7 @@ import {
 import type { GatewayConfig } from '../config.js';
 import type { Connection } from '../connections/connection.js';
 import { OutcomeAcks } from './outcome-acks.js';
+import { PublishCoalescer } from './publish-coalescing.js';
 
 /**
  * `mutate`: validates what the schema cannot (subject-safe id, clock skew), stores the mutation
@@ -45,6 +46,7 @@ export class MutationService {
   private readonly js: JetStreamClient;
   private readonly subjects: Subjects;
   private readonly clock: HybridLogicalClock;
+  private readonly publishes = new PublishCoalescer();
 
   constructor(
     private readonly outcomeAcks: OutcomeAcks,
@@ -95,10 +97,12 @@ export class MutationService {
       injectTraceContext(headers, trace.setSpan(context.active(), span));
       // Recorded before publishing: the outcome can come back before the publish ack does.
       this.outcomeAcks.expect(connection.id, payload.mutationId, id);
-      const ack = await this.js.publish(
-        this.subjects.mutation(connection.tenant, payload.entityType, payload.entityId),
-        encodeJson(message),
-        { msgID: MessageIds.mutation(connection.tenant, payload.mutationId), headers },
+      const ack = await this.publishes.run(() =>
+        this.js.publish(
+          this.subjects.mutation(connection.tenant, payload.entityType, payload.entityId),
+          encodeJson(message),
+          { msgID: MessageIds.mutation(connection.tenant, payload.mutationId), headers },
+        ),
       );
       const ref = { mutationId: payload.mutationId, entityType: payload.entityType, entityId: payload.entityId };
       connection.send('ack', { status: 'accepted', ...ref }, id);
