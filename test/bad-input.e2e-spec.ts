@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect as connectNats, headers } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
+import { eventually } from './support/eventually.js';
 import { TestSystem } from './support/system.js';
 import { ErrorFrameRejection, TestClient, hlcNow, mutationId } from './support/ws-client.js';
 
@@ -160,21 +161,12 @@ describe('bad input', () => {
       await nc.close();
     }
     await expectOthersUnaffected();
-    const rejected = await waitForRows(
-      () => system.query<{ reason: string }>(`SELECT reason FROM rejected_messages ORDER BY id`),
-      2,
-    );
+    const rejected = await eventually(async () => {
+      const rows = await system.query<{ reason: string }>(`SELECT reason FROM rejected_messages ORDER BY id`);
+      return rows.length >= 2 && rows;
+    }, 'both messages to be recorded as rejected');
     expect(rejected.map((r) => r.reason)).toEqual([expect.stringMatching(/^schema: /), 'not valid JSON']);
     const entity = await system.query(`SELECT entity_id FROM entities WHERE entity_id = 'o-9'`);
     expect(entity).toEqual([]);
   });
 });
-
-async function waitForRows<T>(read: () => Promise<T[]>, count: number, timeoutMs = 10_000): Promise<T[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const rows = await read();
-    if (rows.length >= count || Date.now() > deadline) return rows;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

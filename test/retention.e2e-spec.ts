@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as connectNats } from '@nats-io/transport-node';
+import { eventually } from './support/eventually.js';
 import { TestSystem } from './support/system.js';
 import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
 
@@ -39,13 +40,13 @@ describe('change log retention', () => {
     }
     const published = async () =>
       system.query<{ entity_id: string; seq: string | null }>(`SELECT entity_id, seq FROM changes ORDER BY entity_id`);
-    await until(async () => (await published()).every((row) => row.seq !== null), 'changes to be published');
+    await eventually(async () => (await published()).every((row) => row.seq !== null), 'changes to be published');
     const rows = await published();
     const seqOf = (entityId: string) => Number(rows.find((row) => row.entity_id === entityId)?.seq);
 
     // The first two changes age past the window.
     await system.query(`UPDATE changes SET created_at = now() - interval '2 hours' WHERE entity_id IN ('l-0', 'l-1')`);
-    await until(async () => (await published()).length === 2, 'retention to prune the old changes');
+    await eventually(async () => (await published()).length === 2, 'retention to prune the old changes');
     const [horizon] = await system.query<{ pruned_through_seq: string }>(
       `SELECT pruned_through_seq FROM change_log_horizon`,
     );
@@ -71,11 +72,3 @@ describe('change log retention', () => {
     expect(served.payload.changes.map((change) => change.entityId)).toEqual(['l-2', 'l-3']);
   });
 });
-
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

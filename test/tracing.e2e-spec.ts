@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { OtlpReceiver, type ReceivedSpan } from './support/otlp-receiver.js';
+import { eventually } from './support/eventually.js';
 import { TestSystem } from './support/system.js';
 import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
 
@@ -71,20 +72,17 @@ describe('tracing', () => {
   });
 
   it('exports the end-to-end latency histogram: gateway receipt to delivery on another client', async () => {
-    const deadline = Date.now() + 10_000;
-    const recorded = () =>
-      receiver.metrics.find((metric) => metric.name === 'syncline.delivery.latency' && metric.service === 'gateway');
-    while (!recorded() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-    const metric = recorded();
-    expect(metric).toBeDefined();
-    const points = (metric?.data['histogram'] as { dataPoints: { count: string | number }[] }).dataPoints;
+    const metric = await eventually(
+      () => receiver.metrics.find((m) => m.name === 'syncline.delivery.latency' && m.service === 'gateway'),
+      'the delivery latency histogram',
+    );
+    const points = (metric.data['histogram'] as { dataPoints: { count: string | number }[] }).dataPoints;
     expect(points.reduce((sum, point) => sum + Number(point.count), 0)).toBeGreaterThan(0);
   });
 });
 
-async function waitForTrace(receiver: OtlpReceiver, mutation: string, timeoutMs = 15_000): Promise<ReceivedSpan[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+function waitForTrace(receiver: OtlpReceiver, mutation: string): Promise<ReceivedSpan[]> {
+  return eventually(() => {
     const root = receiver.spans.find(
       (span) => span.name === 'mutation.receive' && span.attributes['sync.mutation_id'] === mutation,
     );
@@ -92,12 +90,6 @@ async function waitForTrace(receiver: OtlpReceiver, mutation: string, timeoutMs 
     const complete = ['mutation.process', 'conflict.resolve', 'changes.publish', 'changes.deliver'].every((name) =>
       trace.some((span) => span.name === name),
     );
-    if (complete) return trace;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `trace of ${mutation} incomplete: ${trace.map((s) => `${s.service}/${s.name}`).join(', ') || 'no root span'}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    return complete && trace;
+  }, `every span of the trace of ${mutation}`);
 }

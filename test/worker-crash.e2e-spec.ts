@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect as connectNats } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { eventually } from './support/eventually.js';
 import { TestSystem } from './support/system.js';
 import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
 
@@ -67,21 +68,29 @@ describe('a worker killed under load', () => {
       if (!restarted && i >= MUTATIONS / 2) restarted = system.restart('sync-worker', 0);
     }
     await restarted;
-    await eventually(async () => {
-      for (const frame of client.frames) {
-        if (frame.type === 'ack' && frame.payload.status === 'accepted') accepted.add(frame.payload.mutationId);
-      }
-      return accepted.size === MUTATIONS;
-    }, 'every mutation to be accepted');
+    await eventually(
+      async () => {
+        for (const frame of client.frames) {
+          if (frame.type === 'ack' && frame.payload.status === 'accepted') accepted.add(frame.payload.mutationId);
+        }
+        return accepted.size === MUTATIONS;
+      },
+      'every mutation to be accepted',
+      45_000,
+    );
 
     // Every accepted mutation ends in the ledger exactly once (the primary key forbids twice).
-    await eventually(async () => {
-      const [row] = await system.query<{ n: string }>(
-        `SELECT count(*) AS n FROM mutations WHERE mutation_id = ANY($1)`,
-        [[...accepted]],
-      );
-      return Number(row?.n) === accepted.size;
-    }, 'every accepted mutation in the ledger');
+    await eventually(
+      async () => {
+        const [row] = await system.query<{ n: string }>(
+          `SELECT count(*) AS n FROM mutations WHERE mutation_id = ANY($1)`,
+          [[...accepted]],
+        );
+        return Number(row?.n) === accepted.size;
+      },
+      'every accepted mutation in the ledger',
+      45_000,
+    );
     const duplicates = await system.query(`SELECT mutation_id FROM changes GROUP BY mutation_id HAVING count(*) > 1`);
     expect(duplicates).toEqual([]);
 
@@ -107,10 +116,14 @@ describe('a worker killed under load', () => {
     expect(new Map(finals.map((f) => [f.entity_id, f.n]))).toEqual(lastValue);
 
     // Every committed change reached CHANGES exactly once, in version order per entity.
-    await eventually(async () => {
-      const [row] = await system.query<{ n: string }>(`SELECT count(*) AS n FROM changes WHERE seq IS NULL`);
-      return Number(row?.n) === 0;
-    }, 'the outbox to drain');
+    await eventually(
+      async () => {
+        const [row] = await system.query<{ n: string }>(`SELECT count(*) AS n FROM changes WHERE seq IS NULL`);
+        return Number(row?.n) === 0;
+      },
+      'the outbox to drain',
+      45_000,
+    );
     const [total] = await system.query<{ n: string }>(`SELECT count(*) AS n FROM changes`);
     const published = await readChanges(system, Number(total?.n));
     for (const { entity_id, versions: list } of versions) {
@@ -118,14 +131,6 @@ describe('a worker killed under load', () => {
     }
   });
 });
-
-async function eventually(check: () => Promise<boolean>, what: string, timeoutMs = 45_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** Versions per entity id, in stream order, as CHANGES holds them. */
 async function readChanges(system: TestSystem, expected: number): Promise<Map<string, number[]>> {
