@@ -78,6 +78,7 @@ describe('bad input', () => {
     ],
     ['nesting 100 levels deep', JSON.stringify({ type: 'ping', payload: deep(100), timestamp: 1 }), 'UNSAFE_INPUT'],
     ['a NUL character', JSON.stringify({ type: 'ping', payload: { x: 'a\u0000b' }, timestamp: 1 }), 'UNSAFE_INPUT'],
+    ['a lone surrogate', '{"type":"ping","payload":{"x":"\\ud800"},"timestamp":1}', 'UNSAFE_INPUT'],
     [
       'a frame over the size limit',
       JSON.stringify({ type: 'ping', payload: { pad: 'x'.repeat(70_000) }, timestamp: 1 }),

@@ -94,6 +94,12 @@ describe('mutate frame', () => {
     expect(accepts({ ...MUTATE, data: { 'k\u0000': 1 } })).toBe(false);
     expect(accepts({ ...MUTATE, entityId: 'o\u00001' })).toBe(false);
   });
+
+  it('rejects lone surrogates, which have no UTF-8 form, and keeps surrogate pairs', () => {
+    expect(accepts({ ...MUTATE, data: { note: 'a\ud800b' } })).toBe(false);
+    expect(accepts({ ...MUTATE, data: { ['\udc00']: 1 } })).toBe(false);
+    expect(accepts({ ...MUTATE, data: { note: 'emoji \ud83d\ude00' } })).toBe(true);
+  });
 });
 
 describe('other client frames', () => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode, SynclineError } from './errors.js';
+import { LONE_SURROGATE } from './json.js';
 
 /**
  * Tenants and entity types are names chosen by operators and developers: they must already
@@ -15,8 +16,6 @@ const PLAIN_ID = /^[A-Za-z0-9_-]+$/;
 
 /** Marks an encoded id. `~` never appears in a plain id, so encoding stays injective. */
 const ENCODED_PREFIX = '~';
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export const tenantSchema = z.string().regex(NAME_PATTERN, 'tenant must match [A-Za-z0-9_-]{1,64}');
 export const entityTypeSchema = z.string().regex(NAME_PATTERN, 'entity type must match [A-Za-z0-9_-]{1,64}');

@@ -12,16 +12,20 @@ export const JSON_LIMITS = {
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
+/** Half of a UTF-16 surrogate pair without its other half: it has no UTF-8 form, and `jsonb` refuses it. */
+export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /**
  * Returns why a parsed JSON value is unsafe to store and merge, or `undefined` when it is safe:
- * nesting deeper than the limit (recursive algorithms would run away), NUL characters
- * (PostgreSQL `jsonb` rejects them) and keys that pollute prototypes when merged.
+ * nesting deeper than the limit (recursive algorithms would run away), NUL characters and lone
+ * surrogates (PostgreSQL `jsonb` rejects both) and keys that pollute prototypes when merged.
  */
 export function findUnsafeJson(value: unknown, depth = 0): string | undefined {
   if (depth > JSON_LIMITS.maxDepth) return `nesting deeper than ${JSON_LIMITS.maxDepth}`;
   if (typeof value === 'string') {
     if (value.length > JSON_LIMITS.maxStringLength) return 'string too long';
-    return value.includes('\u0000') ? 'string contains a NUL character' : undefined;
+    if (value.includes('\u0000')) return 'string contains a NUL character';
+    return LONE_SURROGATE.test(value) ? 'string contains a lone surrogate' : undefined;
   }
   if (typeof value === 'number') return Number.isFinite(value) ? undefined : 'non-finite number';
   if (value === null || typeof value === 'boolean') return undefined;
@@ -35,7 +39,7 @@ export function findUnsafeJson(value: unknown, depth = 0): string | undefined {
   if (typeof value === 'object') {
     for (const [key, item] of Object.entries(value)) {
       if (FORBIDDEN_KEYS.has(key)) return `forbidden key "${key}"`;
-      if (key.includes('\u0000')) return 'key contains a NUL character';
+      if (key.includes('\u0000') || LONE_SURROGATE.test(key)) return 'key contains a NUL character or a lone surrogate';
       const problem = findUnsafeJson(item, depth + 1);
       if (problem) return problem;
     }

@@ -20,4 +20,6 @@ export interface MutationOutcome {
   readonly data?: JsonObject | null;
   readonly vectorClock?: VectorClockRecord;
   readonly duplicate: boolean;
+  /** Why the server refused the mutation itself, when it did. */
+  readonly reason?: string;
 }

@@ -213,9 +213,11 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
   private async recover(deliveries: readonly Delivery[], error: unknown): Promise<void> {
     if (failureKind(error) === 'bad-data') {
       if (deliveries.length === 1) {
-        const { msg, span } = deliveries[0] as Delivery;
-        await this.reject(msg, `refused by the database: ${(error as Error).message}`);
-        endSpan(span, error);
+        const delivery = deliveries[0] as Delivery;
+        const reason = `refused by the database: ${(error as Error).message}`;
+        await this.reject(delivery.msg, reason);
+        await this.answerRefusal(delivery, reason);
+        endSpan(delivery.span, error);
         return;
       }
       const middle = Math.ceil(deliveries.length / 2);
@@ -227,6 +229,16 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     for (const { msg, span } of deliveries) {
       msg.nak(retryDelayMs(msg.info.deliveryCount));
       endSpan(span, error);
+    }
+  }
+
+  /** The author was told `accepted`: it now learns the mutation was refused, and rolls back. */
+  private async answerRefusal({ incoming }: Delivery, reason: string): Promise<void> {
+    try {
+      const current = await this.rejected.refuse(incoming.mutation);
+      this.outcomes.notify([{ incoming, status: 'rejected', ...current, duplicate: false, reason }]);
+    } catch (error) {
+      this.logger.error({ err: error }, 'could not record a refused mutation');
     }
   }
 

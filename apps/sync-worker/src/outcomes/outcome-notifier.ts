@@ -35,6 +35,7 @@ export class OutcomeNotifier {
         ...(outcome.data === undefined ? {} : { data: outcome.data }),
         ...(outcome.vectorClock === undefined ? {} : { vectorClock: outcome.vectorClock }),
         ...(outcome.duplicate ? { duplicate: true } : {}),
+        ...(outcome.reason === undefined ? {} : { reason: outcome.reason.slice(0, 500) }),
       };
       this.nats.publish(this.subjects.outcome(gatewayId), encodeJson(message));
     }

@@ -87,6 +87,8 @@ export const outcomeMessageSchema = z.strictObject({
   data: jsonObjectSchema.nullable().optional(),
   vectorClock: vectorClockRecordSchema.optional(),
   duplicate: z.boolean().optional(),
+  /** Why the server refused the mutation, when it was not a conflict strategy that did. */
+  reason: z.string().max(500).optional(),
 });
 export type OutcomeMessage = z.infer<typeof outcomeMessageSchema>;
 

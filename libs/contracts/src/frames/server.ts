@@ -74,6 +74,11 @@ export interface OutcomeAckPayload {
   readonly vectorClock?: VectorClockRecord | undefined;
   /** True when this mutation id had already been processed; this is its recorded outcome. */
   readonly duplicate?: boolean | undefined;
+  /**
+   * Set when the server refused the mutation itself (a value PostgreSQL cannot store) rather
+   * than a conflict strategy keeping its state; the client rolls back either way.
+   */
+  readonly reason?: string | undefined;
 }
 
 export type AckPayload = AcceptedAckPayload | OutcomeAckPayload;
