@@ -148,15 +148,16 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       void this.reject(msg, `schema: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
       return undefined;
     }
+    const producer = extractTraceContext(msg.headers);
     const span = this.telemetry.tracer.startSpan(
       'mutation.process',
       {
         kind: SpanKind.CONSUMER,
         attributes: { 'sync.mutation_id': parsed.data.mutationId, 'sync.entity_type': parsed.data.entityType },
       },
-      extractTraceContext(msg.headers),
+      producer,
     );
-    const spanContext = trace.setSpan(extractTraceContext(msg.headers), span);
+    const spanContext = trace.setSpan(producer, span);
     const receivedAt = Number(msg.headers?.get(Header.receivedAt));
     return {
       msg,

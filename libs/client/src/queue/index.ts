@@ -1,2 +1,1 @@
 export { OfflineQueue, type PendingMutation } from './offline-queue.js';
-export { CursorStore } from './cursor-store.js';

@@ -5,7 +5,6 @@ import { conflictStrategySchema, mutationStatusSchema } from '../conflict-strate
 import { fieldChangeSchema, mutationOpSchema } from '../delta.js';
 import { entityIdSchema, entityTypeSchema, tenantSchema } from '../identifiers.js';
 import { jsonObjectSchema } from '../json.js';
-import { cursorSchema } from '../sync-position.js';
 
 /** Message stored in MUTATIONS: a client's `mutate` with who sent it, as the gateway saw it. */
 export const mutationMessageSchema = z.strictObject({
@@ -143,8 +142,3 @@ export const snapshotQueryResultSchema = z.strictObject({
   hasMore: z.boolean(),
 });
 export type SnapshotQueryResult = z.infer<typeof snapshotQueryResultSchema>;
-
-/** Reply envelope of every request/reply exchange: data, or a stable error. */
-export const replyErrorSchema = z.strictObject({ error: z.strictObject({ code: z.string(), message: z.string() }) });
-
-export { cursorSchema };
