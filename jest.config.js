@@ -16,6 +16,7 @@ const shared = {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: {
     '^@syncline/client/node$': '<rootDir>/libs/client/src/node.ts',
+    '^@syncline/client/react$': '<rootDir>/libs/client/src/react/index.ts',
     '^@syncline/([a-z-]+)$': '<rootDir>/libs/$1/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -99,6 +99,16 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     await this.connection.connect();
   }
 
+  /**
+   * Loads the offline queue, cursors and confirmed state from storage without connecting, and
+   * reports each type's state: an app that starts offline shows its data and pending edits at
+   * once. `connect()` and `updateLocalState()` load it too.
+   */
+  async restore(): Promise<void> {
+    await this.open();
+    for (const type of this.stores.keys()) this.emitState(type);
+  }
+
   /** Closes the connection and releases every timer, listener and socket the client holds. */
   async disconnect(): Promise<void> {
     this.connection?.dispose();
@@ -109,6 +119,11 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     this.waiters.clear();
     for (const cleanup of this.cleanups.splice(0)) cleanup();
     await this.flushSaves();
+  }
+
+  /** The entity types `subscribe()` subscribes to when called without arguments. */
+  get entityTypes(): readonly string[] {
+    return this.options.entityTypes;
   }
 
   isOnline(): boolean {

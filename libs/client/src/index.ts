@@ -11,3 +11,13 @@ export { IndexedDbStorage } from './storage/indexed-db-storage.js';
 export type { KeyValueStorage } from './storage/storage.js';
 export { OfflineQueue, type PendingMutation } from './queue/offline-queue.js';
 export { TypedEmitter } from './events.js';
+export {
+  SyncManager,
+  type SyncManagerOptions,
+  type SyncManagerSnapshot,
+  type SyncManagerConfig,
+  type SyncMetrics,
+  type SyncEvent,
+  type SyncEventKind,
+} from './manager/sync-manager.js';
+export type { HealthReport, HealthStatus } from './quality/quality-monitor.js';
