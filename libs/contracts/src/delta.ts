@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { jsonValueSchema, type JsonValue } from './json.js';
+import type { JsonValue } from './json.js';
+import { jsonValueSchema } from './json-value-schemas.js';
 
 /**
  * One changed field of an entity. `field` is a JSON Pointer (RFC 6901) into the document, so

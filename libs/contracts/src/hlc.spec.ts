@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { Hlc, HybridLogicalClock, hlcSchema } from './clocks/hlc.js';
+import { Hlc, HybridLogicalClock } from './clocks/hlc.js';
+import { hlcSchema } from './clocks/schemas.js';
 
 /** A wall clock the test moves by hand. */
 function manualClock(start: number): { now: () => number; set: (ms: number) => void } {

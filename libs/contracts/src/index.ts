@@ -1,6 +1,7 @@
 export * from './protocol-version.js';
 export * from './errors.js';
 export * from './json.js';
+export * from './json-value-schemas.js';
 export * from './identifiers.js';
 export * from './subjects.js';
 export * from './streams.js';
@@ -9,6 +10,7 @@ export * from './conflict-strategy.js';
 export * from './sync-position.js';
 export * from './clocks/vector-clock.js';
 export * from './clocks/hlc.js';
+export * from './clocks/schemas.js';
 export * from './frames/envelope.js';
 export * from './frames/client.js';
 export * from './frames/server.js';

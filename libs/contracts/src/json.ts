@@ -1,5 +1,3 @@
-import { z } from 'zod';
-
 export type JsonPrimitive = string | number | boolean | null;
 export type JsonValue = JsonPrimitive | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
@@ -47,18 +45,6 @@ export function findUnsafeJson(value: unknown, depth = 0): string | undefined {
   }
   return `not a JSON value (${typeof value})`;
 }
-
-/** Any JSON value that passes {@link findUnsafeJson}. */
-export const jsonValueSchema: z.ZodType<JsonValue> = z.custom<JsonValue>(
-  (value) => findUnsafeJson(value) === undefined,
-  { message: 'not safe JSON (too deep, NUL characters, forbidden keys or non-finite numbers)' },
-);
-
-export const jsonObjectSchema: z.ZodType<JsonObject> = z.custom<JsonObject>(
-  (value) =>
-    typeof value === 'object' && value !== null && !Array.isArray(value) && findUnsafeJson(value) === undefined,
-  { message: 'expected a JSON object that is safe JSON (depth, NUL characters, forbidden keys)' },
-);
 
 export function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { hlcSchema } from '../clocks/hlc.js';
-import { vectorClockRecordSchema } from '../clocks/vector-clock.js';
+import { hlcSchema } from '../clocks/schemas.js';
+import { vectorClockRecordSchema } from '../clocks/schemas.js';
 import { conflictStrategySchema, mutationStatusSchema } from '../conflict-strategy.js';
 import { fieldChangeSchema, mutationOpSchema } from '../delta.js';
 import { entityIdSchema, entityTypeSchema, tenantSchema } from '../identifiers.js';
-import { jsonObjectSchema } from '../json.js';
+import { jsonObjectSchema } from '../json-value-schemas.js';
 
 /** Message stored in MUTATIONS: a client's `mutate` with who sent it, as the gateway saw it. */
 export const mutationMessageSchema = z.strictObject({

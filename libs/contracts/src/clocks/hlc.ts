@@ -1,5 +1,3 @@
-import { z } from 'zod';
-
 /**
  * Hybrid logical clock timestamps: physical milliseconds, a logical counter for events in the
  * same millisecond (or when the wall clock lags), and the node that made it.
@@ -13,12 +11,8 @@ export interface HlcTimestamp {
   readonly node: string;
 }
 
-const HLC_PATTERN = /^(\d{15}):(\d{5}):([A-Za-z0-9_.:-]{1,128})$/;
+export const HLC_PATTERN = /^(\d{15}):(\d{5}):([A-Za-z0-9_.:-]{1,128})$/;
 const MAX_COUNTER = 99_999;
-
-export const hlcSchema = z
-  .string()
-  .regex(HLC_PATTERN, 'expected an HLC timestamp "<15-digit ms>:<5-digit counter>:<node>"');
 
 export const Hlc = {
   format(ts: HlcTimestamp): string {

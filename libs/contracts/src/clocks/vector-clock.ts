@@ -1,15 +1,9 @@
-import { z } from 'zod';
-
 /**
  * A vector clock: for each node (client or server id), how many of its events are known.
  * In memory it is a `Map`; on the wire and in PostgreSQL a plain record.
  */
 export type VectorClock = ReadonlyMap<string, number>;
 export type VectorClockRecord = Readonly<Record<string, number>>;
-
-export const vectorClockRecordSchema = z
-  .record(z.string().min(1).max(128), z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER))
-  .refine((record) => Object.keys(record).length <= 1024, 'vector clock has more than 1024 entries');
 
 export type ClockOrder = 'before' | 'after' | 'equal' | 'concurrent';
 

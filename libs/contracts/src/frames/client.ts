@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { vectorClockRecordSchema } from '../clocks/vector-clock.js';
-import { hlcSchema } from '../clocks/hlc.js';
+import { vectorClockRecordSchema } from '../clocks/schemas.js';
+import { hlcSchema } from '../clocks/schemas.js';
 import { mutationOpSchema } from '../delta.js';
 import { entityIdSchema, entityTypeSchema } from '../identifiers.js';
-import { jsonObjectSchema } from '../json.js';
+import { jsonObjectSchema } from '../json-value-schemas.js';
 import { cursorSchema } from '../sync-position.js';
 import { frameIdSchema } from './envelope.js';
 
