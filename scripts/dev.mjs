@@ -149,15 +149,11 @@ async function checkPrerequisites() {
     );
   if (!postgresUp || !natsUp) process.exit(1);
 
-  const missing = Object.keys(SERVICES).filter(
-    (name) => !existsSync(new URL(`../apps/${name}/dist/main.js`, import.meta.url)),
+  const missing = [...Object.keys(SERVICES).map((name) => `apps/${name}/dist/main.js`), 'demo/dist/app.js'].filter(
+    (path) => !existsSync(new URL(`../${path}`, import.meta.url)),
   );
   if (missing.length > 0) {
-    say(
-      red(
-        `not built: ${missing.map((name) => `apps/${name}/dist/main.js`).join(', ')}; run "npm run build" (npm start builds first)`,
-      ),
-    );
+    say(red(`not built: ${missing.join(', ')}; run "npm run build" (npm start builds first)`));
     process.exit(1);
   }
 }

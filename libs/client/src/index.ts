@@ -21,3 +21,4 @@ export {
   type SyncEventKind,
 } from './manager/sync-manager.js';
 export type { HealthReport, HealthStatus } from './quality/quality-monitor.js';
+export type { JsonObject, JsonValue, DeltaPayload, ConflictStrategy } from '@syncline/contracts';

@@ -85,7 +85,7 @@ const ZERO_METRICS: SyncMetrics = {
   errors: 0,
   reconnects: 0,
 };
-const SAVE_DELAY_MS = 250;
+const SAVE_DELAY_MS = 100;
 const MAX_HISTORY = 10_000;
 
 type EntityState = Readonly<Record<string, JsonObject>>;
@@ -114,6 +114,7 @@ export class SyncManager {
   private loaded: Promise<void> | undefined;
   /** Bumped by every start() and stop(): a start() that a later call overtook gives up. */
   private generation = 0;
+  private stopWatchingPageHide: (() => void) | undefined;
 
   constructor(options: SyncManagerOptions) {
     const clientOptions = options.client instanceof DifferentialSyncClient ? undefined : options.client;
@@ -172,6 +173,7 @@ export class SyncManager {
   /** Loads what was saved, restores the client's data, and connects unless configured to work offline. */
   async start(): Promise<void> {
     const run = ++this.generation;
+    this.watchPageHide();
     await this.load();
     await this.client.restore();
     if (run === this.generation && !this.config.workOffline) await this.goOnline();
@@ -180,6 +182,8 @@ export class SyncManager {
   /** Disconnects and saves; the configuration is left as it is. `start()` may follow. */
   async stop(): Promise<void> {
     this.generation += 1;
+    this.stopWatchingPageHide?.();
+    this.stopWatchingPageHide = undefined;
     await this.client.disconnect();
     this.setConnectionState('disconnected');
     await this.save();
@@ -361,6 +365,15 @@ export class SyncManager {
       this.changed();
     })();
     return this.loaded;
+  }
+
+  /** In a browser, a reload or a closed tab saves what the delay has not saved yet. */
+  private watchPageHide(): void {
+    const scope = globalThis as Partial<Pick<Window, 'addEventListener' | 'removeEventListener'>>;
+    if (this.stopWatchingPageHide || !scope.addEventListener || !scope.removeEventListener) return;
+    const onPageHide = (): void => void this.save();
+    scope.addEventListener('pagehide', onPageHide);
+    this.stopWatchingPageHide = () => scope.removeEventListener?.('pagehide', onPageHide);
   }
 
   private scheduleSave(): void {

@@ -103,10 +103,10 @@ describe('QualityMonitor: health', () => {
     const { monitor } = monitorAt();
     expect(monitor.health(false, 12)).toEqual({
       status: 'offline',
-      recommendations: ['12 changes are waiting to be sent: they will be sent when the connection is back'],
+      recommendations: ['12 changes are waiting to be sent when the connection is back'],
     });
     expect(monitor.health(false, 1).recommendations).toEqual([
-      '1 change is waiting to be sent: they will be sent when the connection is back',
+      '1 change is waiting to be sent when the connection is back',
     ]);
     expect(monitor.health(false, 0).recommendations).toEqual([
       'The client is not connected: changes made now are kept and sent when the connection is back',

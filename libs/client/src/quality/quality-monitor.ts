@@ -180,7 +180,7 @@ function backlogAdvice(connected: boolean, pendingChanges: number): string[] {
       : ['The client is not connected: changes made now are kept and sent when the connection is back'];
   }
   const waiting = pendingChanges === 1 ? '1 change is' : `${pendingChanges} changes are`;
-  if (!connected) return [`${waiting} waiting to be sent: they will be sent when the connection is back`];
+  if (!connected) return [`${waiting} waiting to be sent when the connection is back`];
   if (pendingChanges < LARGE_BACKLOG) return [];
   return [
     `${waiting} waiting for the server's acknowledgement: ` +

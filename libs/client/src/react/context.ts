@@ -1,4 +1,5 @@
 import { createContext, createElement, useContext, useEffect, useState, type ReactNode } from 'react';
+import type { DifferentialSyncClient } from '../client.js';
 import { SyncManager, type SyncManagerOptions } from '../manager/sync-manager.js';
 import type { DifferentialSyncClientOptions } from '../options.js';
 
@@ -28,6 +29,11 @@ export function useManager(): SyncManager {
   const manager = useContext(SyncManagerContext);
   if (!manager) throw new Error('this hook needs a <SyncManagerProvider> above it, or client options of its own');
   return manager;
+}
+
+/** The provider's client, for what the hooks do not cover (e.g. `createDebouncedUpdate`). */
+export function useSyncClient(): DifferentialSyncClient {
+  return useManager().client;
 }
 
 /**

@@ -2,7 +2,7 @@
  * React bindings of the Syncline client: thin `useSyncExternalStore` adapters over
  * {@link SyncManager} and {@link DifferentialSyncClient}. The core entry imports no React.
  */
-export { SyncManagerProvider, type SyncManagerProviderProps } from './context.js';
+export { SyncManagerProvider, useSyncClient, type SyncManagerProviderProps } from './context.js';
 export { useSyncManager, type SyncManagerView } from './use-sync-manager.js';
 export {
   useDifferentialSync,
