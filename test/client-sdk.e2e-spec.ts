@@ -4,13 +4,16 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
+import type WebSocket from 'ws';
 import { connect as connectNats } from '@nats-io/transport-node';
 import {
   DifferentialSyncClient,
   FileStorage,
   MemoryStorage,
   nodeWebSocketFactory,
+  type DifferentialSyncClientOptions,
   type KeyValueStorage,
+  type WebSocketFactory,
 } from '@syncline/client/node';
 import type { JsonObject } from '@syncline/contracts';
 import { jsonEqual } from '@syncline/delta';
@@ -29,7 +32,7 @@ describe('client SDK', () => {
     // One gateway on a fixed port, so that a restarted gateway is found at the same address.
     system = await TestSystem.start({
       gateways: 1,
-      serviceEnv: { gateway: { GATEWAY_PORT: String(await freePort()) } },
+      serviceEnv: { gateway: { GATEWAY_PORT: String(await freePort()), WS_COMPRESSION_MIN_BYTES: '256' } },
     });
     await system.query(
       `INSERT INTO conflict_policies (tenant, entity_type, strategy) VALUES ('acme', 'locked', 'server-wins')`,
@@ -42,7 +45,12 @@ describe('client SDK', () => {
     await rm(directory, { recursive: true, force: true });
   });
 
-  async function client(clientId: string, entityTypes: string[], storage: KeyValueStorage = new MemoryStorage()) {
+  async function client(
+    clientId: string,
+    entityTypes: string[],
+    storage: KeyValueStorage = new MemoryStorage(),
+    options: Partial<DifferentialSyncClientOptions> = {},
+  ) {
     const sdk = new DifferentialSyncClient({
       clientId,
       websocketUrl: system.gateways[0]!.url,
@@ -51,6 +59,7 @@ describe('client SDK', () => {
       webSocketFactory: nodeWebSocketFactory,
       storage,
       retryDelay: 100,
+      ...options,
     });
     clients.push(sdk);
     return sdk;
@@ -141,7 +150,9 @@ describe('client SDK', () => {
     await phone.disconnect();
 
     // Offline, the phone edits its copies; then the desk edits the same fields, later.
-    const offline = await client('phone', ['locked', 'shared'], phoneStorage);
+    const offline = await client('phone', ['locked', 'shared'], phoneStorage, { conflictResolution: 'merge' });
+    const errors: string[] = [];
+    offline.on('error', (event) => errors.push(`${event.code} ${event.entityType}`));
     await offline.updateLocalState({ l: { owner: 'phone' } }, 'locked');
     await offline.updateLocalState({ s: { a: 5, b: 2 } }, 'shared');
     expect(offline.getLocalState('shared')['s']).toEqual({ a: 5, b: 2 });
@@ -165,6 +176,31 @@ describe('client SDK', () => {
     expect(await serverDocument('shared', 's')).toEqual({ a: 2, b: 2 });
     expect(offline.getLocalState('shared')['s']).toEqual({ a: 2, b: 2 });
     expect(settled.sort()).toEqual(['locked:rejected', 'shared:merged']);
+    // It expected `merge`; `locked` was decided by its server-wins policy, and the client says so.
+    expect(errors).toEqual(['CONFLICT_STRATEGY_MISMATCH locked']);
+  });
+
+  it('compresses frames when the client asks and the gateway allows it', async () => {
+    const sockets: WebSocket[] = [];
+    const keepSocket: WebSocketFactory = (url, protocols, options) => {
+      const socket = nodeWebSocketFactory(url, protocols, options);
+      sockets.push(socket as unknown as WebSocket);
+      return socket;
+    };
+    const packer = await client('packer', ['bulky'], new MemoryStorage(), {
+      enableCompression: true,
+      webSocketFactory: keepSocket,
+    });
+    await packer.connect();
+    const plain = await client('plain', ['bulky'], new MemoryStorage(), { webSocketFactory: keepSocket });
+    await plain.connect();
+    await Promise.all([packer.subscribe(), plain.subscribe()]);
+    expect(sockets.map((socket) => socket.extensions)).toEqual([expect.stringContaining('permessage-deflate'), '']);
+
+    const document = { text: `${'lorem ipsum '.repeat(500)}${Math.random()}` };
+    await packer.updateLocalState({ manual: document }, 'bulky');
+    await eventually(() => jsonEqual(plain.getLocalState('bulky')['manual'], document), 'the plain client to see it');
+    await eventually(() => packer.getPendingChangesCount() === 0, 'the compressed mutation to be acknowledged');
   });
 
   it('resumes after a gateway restart with nothing lost', async () => {

@@ -17,6 +17,12 @@ export const gatewayEnvSchema = commonEnvSchema
     /** A socket whose unsent data exceeds this is too slow to keep up and is closed. */
     MAX_BUFFERED_BYTES: positiveInt(4 * 1024 * 1024),
     MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
+    /**
+     * Accept per-message compression (permessage-deflate) from clients that offer it, for frames
+     * of at least this many bytes; 0 turns it off. Off by default: it costs CPU on every frame
+     * and helps only large documents on slow links.
+     */
+    WS_COMPRESSION_MIN_BYTES: z.coerce.number().int().min(0).default(0),
   })
   .transform((config, ctx) => {
     // Development gets a fixed secret so `npm start` and `npm run token` agree; production never does.

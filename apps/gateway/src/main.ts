@@ -1,11 +1,11 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { WsAdapter } from '@nestjs/platform-ws';
 import { Subjects } from '@syncline/contracts';
 import { bootRuntime, ensureStreams, jetstreamManager, onShutdownSignal } from '@syncline/platform';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module.js';
 import { gatewayEnvSchema } from './config.js';
+import { SyncWsAdapter } from './connections/ws-adapter.js';
 import { StreamPositionService } from './fanout/stream-position.service.js';
 
 const runtime = await bootRuntime({ service: 'gateway', schema: gatewayEnvSchema });
@@ -18,8 +18,7 @@ await ensureStreams(await jetstreamManager(nats), {
 });
 
 const app = await NestFactory.create(AppModule.register(runtime), { logger: ['error', 'warn'] });
-// Frames are parsed and routed by the gateway's own typed router, not by event name.
-app.useWebSocketAdapter(new WsAdapter(app, { messageParser: () => undefined }));
+app.useWebSocketAdapter(new SyncWsAdapter(app, config));
 await app.get(StreamPositionService).load();
 await app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST);
 

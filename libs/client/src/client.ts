@@ -70,6 +70,9 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly cleanups: Array<() => void> = [];
   private readonly saveQueue = new Set<string>();
+  private readonly reportedStrategies = new Set<string>();
+  /** The `qualityMonitoring` option: whether latencies and sync durations are recorded. */
+  private readonly monitoring: boolean;
   private connection: Connection | undefined;
   private queue: OfflineQueue | undefined;
   private opened: Promise<void> | undefined;
@@ -87,6 +90,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     this.storage = options.storage ?? new MemoryStorage();
     this.namespace = `syncline/${options.clientId}`;
     this.clock = new HybridLogicalClock(options.clientId);
+    this.monitoring = options.qualityMonitoring ?? true;
     for (const type of options.entityTypes) this.storeOf(type);
   }
 
@@ -318,6 +322,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
       ...(this.options.heartbeatInterval === undefined ? {} : { heartbeatInterval: this.options.heartbeatInterval }),
       ...(this.options.heartbeatTimeout === undefined ? {} : { heartbeatTimeout: this.options.heartbeatTimeout }),
       ...(onlineSignal ? { onlineSignal } : {}),
+      compression: this.options.enableCompression ?? false,
     });
     connection.on('frame', (frame) => this.handleFrame(frame));
     connection.on('connected', (event) => void this.onConnected(event.welcome, event.reconnected));
@@ -335,6 +340,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     connection.on('reconnect:scheduled', (event) => this.emit('reconnect:scheduled', event));
     connection.on('reconnect:failed', (event) => this.emit('reconnect:failed', event));
     connection.on('pong', ({ rttMs }) => {
+      if (!this.monitoring) return;
       this.quality.recordLatency(rttMs);
       this.emitQuality();
     });
@@ -472,6 +478,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     } else {
       this.scheduleGapSync(mutation.entityType, mutation.entityId);
     }
+    this.checkStrategy(ack, mutation.entityType);
     const sent = this.sentAt.get(ack.mutationId);
     if (sent !== undefined) this.recordSync(sent);
     this.sentAt.delete(ack.mutationId);
@@ -487,6 +494,24 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
         source: 'ack',
       });
       this.emitState(mutation.entityType);
+    });
+  }
+
+  /**
+   * The server's policy decides conflicts; an application that expects another strategy hears
+   * about it once per entity type, as an `error` event it can log or show.
+   */
+  private checkStrategy(ack: OutcomeAckPayload, entityType: string): void {
+    const expected = this.options.conflictResolution;
+    if (!expected || !ack.strategy || ack.strategy === expected) return;
+    const key = `${entityType}\u0000${ack.strategy}`;
+    if (this.reportedStrategies.has(key)) return;
+    this.reportedStrategies.add(key);
+    this.emit('error', {
+      code: 'CONFLICT_STRATEGY_MISMATCH',
+      message: `the server resolved a conflict on ${entityType} with ${ack.strategy}; this client expects ${expected}`,
+      mutationId: ack.mutationId,
+      entityType,
     });
   }
 
@@ -626,8 +651,10 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
 
   private recordSync(startedAt: number): void {
     const duration = Date.now() - startedAt;
-    this.quality.recordSync(duration);
-    this.quality.recordLatency(duration);
+    if (this.monitoring) {
+      this.quality.recordSync(duration);
+      this.quality.recordLatency(duration);
+    }
     this.emit('sync:performance', { duration, sub100msRate: this.quality.sub100msSuccessRate });
   }
 

@@ -3,7 +3,7 @@ export type { DifferentialSyncClientOptions } from './options.js';
 export type { ClientEvents } from './client-events.js';
 export { Connection, browserOnlineSignal, type ConnectionState, type OnlineSignal } from './connection/connection.js';
 export { backoffDelay } from './connection/backoff.js';
-export type { WebSocketFactory, WebSocketLike } from './connection/transport.js';
+export type { WebSocketFactory, WebSocketFactoryOptions, WebSocketLike } from './connection/transport.js';
 export { QualityMonitor } from './quality/quality-monitor.js';
 export { MemoryStorage } from './storage/memory-storage.js';
 export { LocalStorageStorage } from './storage/local-storage.js';

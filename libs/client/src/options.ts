@@ -22,16 +22,18 @@ export interface DifferentialSyncClientOptions {
   readonly retryDelay?: number;
   /** Time to open the socket and receive `welcome`, in ms (default 10000). */
   readonly connectionTimeout?: number;
-  /** Measure latency and compute health (default true). */
+  /** Measure latency and sync durations for `getSyncStatus()` and health (default true). */
   readonly qualityMonitoring?: boolean;
   /**
-   * Ask for per-message compression where the transport allows choosing it. Browsers negotiate
-   * it on their own, so there it has no effect.
+   * Offer per-message compression (permessage-deflate) where the WebSocket implementation lets
+   * the caller choose, as `@syncline/client/node` does (default false). Browsers always offer it.
+   * The gateway accepts it only when configured to (`WS_COMPRESSION_MIN_BYTES`).
    */
   readonly enableCompression?: boolean;
   /**
    * The strategy the application expects the server to apply to concurrent edits. The server's
-   * policy decides; the client reports a mismatch it observes as an `error` event.
+   * policy decides; when an ack shows another strategy deciding, the client emits an `error`
+   * event with code `CONFLICT_STRATEGY_MISMATCH`, once per entity type and strategy.
    */
   readonly conflictResolution?: ConflictStrategy;
   /** Where the offline queue, cursors and confirmed state survive reloads (default: in memory). */

@@ -21,7 +21,6 @@ const MAX_FRAMES_BEFORE_WELCOME = 64;
 @WebSocketGateway({
   path: '/ws',
   maxPayload: HARD_MAX_PAYLOAD_BYTES,
-  perMessageDeflate: false,
   handleProtocols: (protocols: Set<string>) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
 })
 export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdown {

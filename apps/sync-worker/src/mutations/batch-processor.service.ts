@@ -142,6 +142,7 @@ export class BatchProcessor {
         ...(status === 'applied' ? {} : { data: currentDocument(state) }),
         vectorClock: VectorClocks.toRecord(state.vectorClock),
         duplicate: false,
+        ...(conflict ? { strategy: conflict.strategy } : {}),
       });
     }
     if (changed) writes.entities.push(entityRow(locked.key, state));

@@ -1,4 +1,10 @@
-import type { JsonObject, MutationMessage, MutationStatus, VectorClockRecord } from '@syncline/contracts';
+import type {
+  ConflictStrategy,
+  JsonObject,
+  MutationMessage,
+  MutationStatus,
+  VectorClockRecord,
+} from '@syncline/contracts';
 import type { Context } from '@syncline/platform';
 
 /** A validated mutation with what its JetStream message carried besides the body. */
@@ -22,4 +28,6 @@ export interface MutationOutcome {
   readonly duplicate: boolean;
   /** Why the server refused the mutation itself, when it did. */
   readonly reason?: string;
+  /** The conflict strategy that decided, when the mutation was concurrent with another change. */
+  readonly strategy?: ConflictStrategy;
 }

@@ -36,6 +36,7 @@ export class OutcomeNotifier {
         ...(outcome.vectorClock === undefined ? {} : { vectorClock: outcome.vectorClock }),
         ...(outcome.duplicate ? { duplicate: true } : {}),
         ...(outcome.reason === undefined ? {} : { reason: outcome.reason.slice(0, 500) }),
+        ...(outcome.strategy === undefined ? {} : { strategy: outcome.strategy }),
       };
       this.nats.publish(this.subjects.outcome(gatewayId), encodeJson(message));
     }

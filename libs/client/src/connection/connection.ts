@@ -42,6 +42,8 @@ export interface ConnectionOptions {
   /** Source of the backoff jitter (tests). */
   readonly random?: () => number;
   readonly onlineSignal?: OnlineSignal;
+  /** Offer per-message compression where the WebSocket implementation lets the caller choose. */
+  readonly compression?: boolean;
 }
 
 export interface ConnectionErrorEvent {
@@ -346,7 +348,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private openSocketWith(transport: Transport, token: string): void {
     let socket: WebSocketLike;
     try {
-      socket = this.options.webSocketFactory(this.options.url, [WS_SUBPROTOCOL, WS_TOKEN_PROTOCOL_PREFIX + token]);
+      socket = this.options.webSocketFactory(this.options.url, [WS_SUBPROTOCOL, WS_TOKEN_PROTOCOL_PREFIX + token], {
+        compression: this.options.compression ?? false,
+      });
     } catch (cause) {
       // A constructor that throws (bad URL, token not usable as a sub-protocol) throws again next time.
       this.drop(transport, {

@@ -13,7 +13,12 @@ export interface WebSocketLike {
   onerror: ((event: unknown) => void) | null;
 }
 
-export type WebSocketFactory = (url: string, protocols: string[]) => WebSocketLike;
+export interface WebSocketFactoryOptions {
+  /** Offer per-message compression, where the implementation lets the caller choose. */
+  readonly compression: boolean;
+}
+
+export type WebSocketFactory = (url: string, protocols: string[], options: WebSocketFactoryOptions) => WebSocketLike;
 
 export const WS_OPEN = 1;
 

@@ -88,6 +88,8 @@ export const outcomeMessageSchema = z.strictObject({
   duplicate: z.boolean().optional(),
   /** Why the server refused the mutation, when it was not a conflict strategy that did. */
   reason: z.string().max(500).optional(),
+  /** The conflict strategy that decided, when the mutation was concurrent with another change. */
+  strategy: conflictStrategySchema.optional(),
 });
 export type OutcomeMessage = z.infer<typeof outcomeMessageSchema>;
 

@@ -1,5 +1,5 @@
 import type { VectorClockRecord } from '../clocks/vector-clock.js';
-import type { MutationStatus } from '../conflict-strategy.js';
+import type { ConflictStrategy, MutationStatus } from '../conflict-strategy.js';
 import type { FieldChange, MutationOp } from '../delta.js';
 import type { ErrorCode } from '../errors.js';
 import type { JsonObject } from '../json.js';
@@ -79,6 +79,8 @@ export interface OutcomeAckPayload {
    * than a conflict strategy keeping its state; the client rolls back either way.
    */
   readonly reason?: string | undefined;
+  /** The conflict strategy that decided, when the mutation was concurrent with another change. */
+  readonly strategy?: ConflictStrategy | undefined;
 }
 
 export type AckPayload = AcceptedAckPayload | OutcomeAckPayload;
