@@ -18,8 +18,10 @@ export const ErrorCode = {
   INVALID_IDENTIFIER: 'INVALID_IDENTIFIER',
   /** The client's hybrid logical clock is too far from the server's. */
   CLOCK_SKEW: 'CLOCK_SKEW',
-  /** Missing, malformed or expired credentials. */
+  /** Missing or malformed credentials, or ones that do not verify. */
   AUTH_INVALID: 'AUTH_INVALID',
+  /** The token expired: get a fresh one (an `auth` frame renews it on an open connection). */
+  AUTH_EXPIRED: 'AUTH_EXPIRED',
   /** The credentials do not allow this tenant, entity type or action. */
   FORBIDDEN: 'FORBIDDEN',
   /** A bound of the connection was reached (subscriptions per connection); the request was not carried out. */
@@ -69,6 +71,8 @@ export class SynclineError extends Error {
 export const CloseCode = {
   /** Authentication failed; do not reconnect with the same token. */
   AUTH_INVALID: 4401,
+  /** The token expired and was not renewed in time: reconnect with a fresh token and resume. */
+  AUTH_EXPIRED: 4402,
   /** The protocol version offered is not supported. */
   UNSUPPORTED_PROTOCOL: 4400,
   /** The gateway is shutting down; reconnect (to any gateway) and resume. */

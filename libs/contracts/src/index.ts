@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './json.js';
 export * from './json-value-schemas.js';
 export * from './identifiers.js';
+export * from './permissions.js';
 export * from './subjects.js';
 export * from './streams.js';
 export * from './delta.js';

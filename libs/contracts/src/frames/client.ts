@@ -67,6 +67,11 @@ export const syncPayloadSchema = z
 
 export const pingPayloadSchema = z.strictObject({});
 
+/** Renews the connection's token before it expires (after `auth_expiring`, or whenever the client likes). */
+export const authPayloadSchema = z.strictObject({
+  token: z.string().min(1).max(8192),
+});
+
 /** Client → server frames, one schema per type. */
 export const clientFrameSchemas = {
   subscribe: subscribePayloadSchema,
@@ -74,6 +79,7 @@ export const clientFrameSchemas = {
   mutate: mutatePayloadSchema,
   sync: syncPayloadSchema,
   ping: pingPayloadSchema,
+  auth: authPayloadSchema,
 } as const;
 
 export type ClientFrameType = keyof typeof clientFrameSchemas;
@@ -81,6 +87,7 @@ export type SubscribePayload = z.infer<typeof subscribePayloadSchema>;
 export type UnsubscribePayload = z.infer<typeof unsubscribePayloadSchema>;
 export type MutatePayload = z.infer<typeof mutatePayloadSchema>;
 export type SyncPayload = z.infer<typeof syncPayloadSchema>;
+export type AuthPayload = z.infer<typeof authPayloadSchema>;
 
 export type ClientFrame = {
   [K in ClientFrameType]: { type: K; id?: string; payload: z.infer<(typeof clientFrameSchemas)[K]>; timestamp: number };

@@ -131,6 +131,20 @@ export interface PongPayload {
   readonly serverTime: number;
 }
 
+/** The connection's token expires soon: send `auth` with a fresh one before `expiresAt`. */
+export interface AuthExpiringPayload {
+  /** Epoch ms; at that moment the gateway sends `AUTH_EXPIRED` and closes with 4402. */
+  readonly expiresAt: number;
+}
+
+/** The answer to `auth`: the connection now runs on the new token. */
+export interface AuthRenewedPayload {
+  /** Epoch ms, or absent for a token without expiry. */
+  readonly expiresAt?: number;
+  /** Entity types the connection was subscribed to that the new token may not read: unsubscribed. */
+  readonly revoked: readonly string[];
+}
+
 export interface ServerPayloads {
   welcome: WelcomePayload;
   subscribed: SubscribedPayload;
@@ -141,6 +155,8 @@ export interface ServerPayloads {
   sync_required: SyncRequiredPayload;
   error: ErrorPayload;
   pong: PongPayload;
+  auth_expiring: AuthExpiringPayload;
+  auth_renewed: AuthRenewedPayload;
 }
 
 export type ServerFrameType = keyof ServerPayloads;
@@ -154,6 +170,8 @@ export const serverFrameTypes: readonly ServerFrameType[] = [
   'sync_required',
   'error',
   'pong',
+  'auth_expiring',
+  'auth_renewed',
 ];
 
 export type ServerFrame = {
