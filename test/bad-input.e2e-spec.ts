@@ -146,9 +146,12 @@ describe('bad input', () => {
     expect((rejection as ErrorFrameRejection).close?.code).toBe(4401);
   });
 
-  it('refuses an expired token', async () => {
+  it('refuses an expired token with its own code, so the client fetches a fresh one', async () => {
     const token = await system.mintToken({ sub: 'late', tenant: 'acme', expiresIn: -60 });
-    await expect(TestClient.connect(system.gateways[0]!.url, token)).rejects.toMatchObject({ code: 'AUTH_INVALID' });
+    await expect(TestClient.connect(system.gateways[0]!.url, token)).rejects.toMatchObject({
+      code: 'AUTH_EXPIRED',
+      close: { code: 4402 },
+    });
   });
 
   it('terminates and records a malformed message published straight onto MUTATIONS, and keeps consuming', async () => {

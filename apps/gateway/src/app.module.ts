@@ -1,6 +1,8 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { runtimeProviders, type Runtime } from '@syncline/platform';
+import { SessionService } from './auth/session.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
+import { RateLimits } from './limits/rate-limits.js';
 import type { GatewayConfig } from './config.js';
 import { ConnectionRegistry } from './connections/connection.registry.js';
 import { FrameRouter } from './connections/frame-router.js';
@@ -30,6 +32,8 @@ export class AppModule {
         ChangeFeedService,
         ReplayService,
         SubscriptionService,
+        SessionService,
+        RateLimits,
         OutcomeAcks,
         MutationService,
         SyncService,

@@ -7,6 +7,9 @@ export const gatewayEnvSchema = commonEnvSchema
     GATEWAY_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     /** HS256 secret that signs client tokens; at least 32 characters. */
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    /** Public keys that verify asymmetrically signed tokens (RS*, PS*, ES*, EdDSA), as a JWKS URL or file. */
+    JWT_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+    JWT_JWKS_FILE: z.string().min(1).optional(),
     JWT_ISSUER: z.string().optional(),
     JWT_AUDIENCE: z.string().optional(),
     /** Frames above this size get `FRAME_TOO_LARGE` and the connection stays open. */
@@ -17,6 +20,12 @@ export const gatewayEnvSchema = commonEnvSchema
     /** A socket whose unsent data exceeds this is too slow to keep up and is closed. */
     MAX_BUFFERED_BYTES: positiveInt(4 * 1024 * 1024),
     MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
+    /** Frames a second one connection may send (pings aside), with bursts of twice as many. */
+    RATE_LIMIT_FRAMES_PER_SECOND: positiveInt(500),
+    /** Mutations a second one tenant may send through one gateway, with bursts of twice as many. */
+    RATE_LIMIT_TENANT_MUTATIONS_PER_SECOND: positiveInt(5_000),
+    /** How long before its token expires a connection is asked to renew it (capped at half its lifetime). */
+    AUTH_RENEW_LEAD_MS: positiveInt(60_000),
     /**
      * Accept per-message compression (permessage-deflate) from clients that offer it, for frames
      * of at least this many bytes; 0 turns it off. Off by default: it costs CPU on every frame
@@ -25,13 +34,21 @@ export const gatewayEnvSchema = commonEnvSchema
     WS_COMPRESSION_MIN_BYTES: z.coerce.number().int().min(0).default(0),
   })
   .transform((config, ctx) => {
-    // Development gets a fixed secret so `npm start` and `npm run token` agree; production never does.
-    if (config.JWT_SECRET) return { ...config, JWT_SECRET: config.JWT_SECRET };
-    if (config.NODE_ENV === 'production') {
-      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'is required in production' });
+    if (config.JWT_JWKS_URL && config.JWT_JWKS_FILE) {
+      ctx.addIssue({ code: 'custom', path: ['JWT_JWKS_FILE'], message: 'set JWT_JWKS_URL or JWT_JWKS_FILE, not both' });
       return z.NEVER;
     }
-    return { ...config, JWT_SECRET: DEVELOPMENT_JWT_SECRET };
+    if (config.JWT_SECRET) return { ...config, JWT_SECRET: config.JWT_SECRET as string | undefined };
+    // Development gets a fixed secret so `npm start` and `npm run token` agree; production never does.
+    if (config.NODE_ENV !== 'production')
+      return { ...config, JWT_SECRET: DEVELOPMENT_JWT_SECRET as string | undefined };
+    if (config.JWT_JWKS_URL ?? config.JWT_JWKS_FILE) return { ...config, JWT_SECRET: undefined as string | undefined };
+    ctx.addIssue({
+      code: 'custom',
+      path: ['JWT_SECRET'],
+      message: 'is required in production (or JWT_JWKS_URL / JWT_JWKS_FILE)',
+    });
+    return z.NEVER;
   });
 export type GatewayConfig = z.infer<typeof gatewayEnvSchema>;
 

@@ -19,9 +19,19 @@ export class Connection {
 
   constructor(
     private readonly socket: WebSocket,
-    readonly principal: Principal,
+    private currentPrincipal: Principal,
     private readonly maxBufferedBytes: number,
   ) {}
+
+  /** Who the connection acts for: from its latest token (see {@link renew}). */
+  get principal(): Principal {
+    return this.currentPrincipal;
+  }
+
+  /** Takes a renewed token's principal; the caller has checked it is the same user and tenant. */
+  renew(principal: Principal): void {
+    this.currentPrincipal = principal;
+  }
 
   /** The socket, for WebSocket-level liveness probes only; frames go through `send`. */
   get socketForProbe(): WebSocket {

@@ -11,7 +11,10 @@ import {
   type ClientFrame,
 } from '@syncline/contracts';
 import { CONFIG, LOGGER, type Logger } from '@syncline/platform';
+import { authorizeFrame } from '../auth/authorize.js';
+import { SessionService } from '../auth/session.service.js';
 import type { GatewayConfig } from '../config.js';
+import { RateLimits } from '../limits/rate-limits.js';
 import { SubscriptionService } from '../fanout/subscription.service.js';
 import { MutationService } from '../mutations/mutation.service.js';
 import { SyncService } from '../sync/sync.service.js';
@@ -30,12 +33,21 @@ export class FrameRouter {
     private readonly subscriptions: SubscriptionService,
     private readonly mutations: MutationService,
     private readonly syncs: SyncService,
+    private readonly sessions: SessionService,
+    private readonly limits: RateLimits,
     @Inject(CONFIG) private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   async route(connection: Connection, data: RawData): Promise<void> {
     const receivedAt = Date.now();
+    try {
+      // Before anything else, so that a flood costs the gateway as little as possible.
+      this.limits.admitFrame(connection);
+    } catch (error) {
+      this.reply(connection, error, this.idOf(data));
+      return;
+    }
     let frame: ClientFrame;
     try {
       frame = this.parse(data);
@@ -44,9 +56,20 @@ export class FrameRouter {
       return;
     }
     try {
+      authorizeFrame(connection.principal, frame);
+      this.limits.admitMutation(frame, connection.tenant);
       await this.dispatch(connection, frame, receivedAt);
     } catch (error) {
       this.reply(connection, error, frame.id);
+    }
+  }
+
+  /** The id of a frame that was refused before parsing, so the client can tell which one. */
+  private idOf(data: RawData): string | undefined {
+    try {
+      return this.parse(data).id;
+    } catch {
+      return undefined;
     }
   }
 
@@ -90,6 +113,8 @@ export class FrameRouter {
         return this.syncs.sync(connection, frame.payload, frame.id);
       case 'ping':
         return connection.send('pong', { serverTime: Date.now() }, frame.id);
+      case 'auth':
+        return this.sessions.renew(connection, frame.payload.token, frame.id);
     }
   }
 

@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import { CloseCode, ErrorCode, PROTOCOL_VERSION, SynclineError, WS_SUBPROTOCOL } from '@syncline/contracts';
 import { CONFIG, LOGGER, type Logger } from '@syncline/platform';
+import { SessionService } from '../auth/session.service.js';
 import { TokenVerifier, tokenFromProtocols, type Principal } from '../auth/token-verifier.js';
 import { HARD_MAX_PAYLOAD_BYTES, type GatewayConfig } from '../config.js';
 import { SubscriptionService } from '../fanout/subscription.service.js';
@@ -33,6 +34,7 @@ export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdo
     private readonly router: FrameRouter,
     private readonly registry: ConnectionRegistry,
     private readonly subscriptions: SubscriptionService,
+    private readonly sessions: SessionService,
     @Inject(CONFIG) private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
@@ -67,10 +69,7 @@ export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdo
             timestamp: Date.now(),
           }),
         );
-        socket.close(
-          failure.code === ErrorCode.UNSUPPORTED_PROTOCOL ? CloseCode.UNSUPPORTED_PROTOCOL : CloseCode.AUTH_INVALID,
-          failure.message,
-        );
+        socket.close(closeCodeOf(failure.code), failure.message);
       },
     );
   }
@@ -95,6 +94,7 @@ export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdo
     this.registry.add(connection);
     socket.on('close', () => {
       connection.markClosed();
+      this.sessions.forget(connection);
       this.registry.remove(connection);
       this.subscriptions.release(connection);
       this.alive.delete(socket);
@@ -109,6 +109,7 @@ export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdo
       heartbeatIntervalMs: this.config.HEARTBEAT_INTERVAL_MS,
       maxFrameBytes: this.config.MAX_FRAME_BYTES,
     });
+    this.sessions.watch(connection);
     return connection;
   }
 
@@ -124,4 +125,11 @@ export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdo
       socket.ping();
     }
   }
+}
+
+function closeCodeOf(code: ErrorCode): number {
+  if (code === ErrorCode.UNSUPPORTED_PROTOCOL) return CloseCode.UNSUPPORTED_PROTOCOL;
+  // An expired token is not a wrong one: the client fetches a fresh token and reconnects.
+  if (code === ErrorCode.AUTH_EXPIRED) return CloseCode.AUTH_EXPIRED;
+  return CloseCode.AUTH_INVALID;
 }

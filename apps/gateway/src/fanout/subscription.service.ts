@@ -67,15 +67,20 @@ export class SubscriptionService {
   }
 
   unsubscribe(connection: Connection, payload: UnsubscribePayload, id: string | undefined): void {
+    this.drop(connection, payload.entityTypes);
+    connection.send('unsubscribed', { entityTypes: payload.entityTypes }, id);
+  }
+
+  /** Stops delivering these entity types to the connection (unsubscribe, or rights withdrawn). */
+  drop(connection: Connection, entityTypes: readonly string[]): void {
     const current = this.byConnection.get(connection.id);
-    for (const type of payload.entityTypes) {
+    for (const type of entityTypes) {
       const subscription = current?.get(type);
       if (!subscription) continue;
       current?.delete(type);
       connection.subscriptions.delete(type);
       this.feeds.detach(subscription);
     }
-    connection.send('unsubscribed', { entityTypes: payload.entityTypes }, id);
   }
 
   /** Releases everything a closed connection held. */
