@@ -9,6 +9,8 @@ export interface ClientEvents {
   error: { code: string; message: string; mutationId?: string; entityType?: string; cause?: unknown };
   'reconnect:scheduled': { attempt: number; delay: number };
   'reconnect:failed': { attempts: number };
+  /** The gateway took a fresh token on the open connection; `revoked` types are no longer readable. */
+  'auth:renewed': { expiresAt?: number; revoked: readonly string[] };
   subscribed: { entityType: string; cursor: string; replayed: number };
   unsubscribed: { entityType: string };
   'sync:requested': { entityType: string };

@@ -71,6 +71,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
   private readonly cleanups: Array<() => void> = [];
   private readonly saveQueue = new Set<string>();
   private readonly reportedStrategies = new Set<string>();
+  private readonly debounceFlushes = new Set<() => Promise<void>>();
   /** The `qualityMonitoring` option: whether latencies and sync durations are recorded. */
   private readonly monitoring: boolean;
   private connection: Connection | undefined;
@@ -115,6 +116,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
 
   /** Closes the connection and releases every timer, listener and socket the client holds. */
   async disconnect(): Promise<void> {
+    await Promise.all([...this.debounceFlushes].map((flush) => flush()));
     this.connection?.dispose();
     this.connection = undefined;
     for (const timer of this.timers) clearTimeout(timer);
@@ -272,16 +274,25 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
   ): (state: Readonly<Record<string, JsonObject | null>>, entityType: string) => void {
     const pending = new Map<string, Record<string, JsonObject | null>>();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const flush = () => {
-      if (timer) this.timers.delete(timer);
+    const flush = (): Promise<void> => {
+      if (timer) {
+        clearTimeout(timer);
+        this.timers.delete(timer);
+      }
       timer = undefined;
       const updates = [...pending].map(([entityType, state]) => ({ entityType, state }));
       pending.clear();
-      void this.updateLocalStateBatch(updates).catch((error: unknown) =>
+      if (updates.length === 0) return Promise.resolve();
+      return this.updateLocalStateBatch(updates).catch((error: unknown) =>
         this.emit('error', { code: 'SYNC_OPERATION_ERROR', message: (error as Error).message, cause: error }),
       );
     };
+    // `disconnect()` sends what is waiting instead of dropping it.
+    this.debounceFlushes.add(flush);
     return (state, entityType) => {
+      // A delete followed by new fields is two changes; one merge patch cannot say both.
+      if (Object.entries(state).some(([id, value]) => value !== null && pending.get(entityType)?.[id] === null))
+        void flush();
       const combined = pending.get(entityType) ?? {};
       for (const [entityId, value] of Object.entries(state))
         combined[entityId] = combinePatches(combined[entityId], value);
@@ -429,6 +440,10 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
       case 'error':
         this.onError(frame);
         return;
+      case 'auth_renewed':
+        for (const entityType of frame.payload.revoked) this.subscribed.delete(entityType);
+        this.emit('auth:renewed', frame.payload);
+        return;
       default:
         if (waiter && frame.id) {
           this.waiters.delete(frame.id);
@@ -529,12 +544,24 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
       void this.requireQueue()
         .remove(mutation.mutationId)
         .then(() => this.emitState(mutation.entityType));
+    } else if (mutation) {
+      this.resendLater(mutation, frame.payload.retryAfterMs ?? RETRY_DELAY_MS);
     }
     this.emit('error', {
       code: frame.payload.code,
       message: frame.payload.message,
       ...(mutation ? { mutationId: mutation.mutationId, entityType: mutation.entityType } : {}),
     });
+  }
+
+  /** Sends a mutation again after the delay the server asked for, if it is still pending by then. */
+  private resendLater(mutation: PendingMutation, delayMs: number): void {
+    const timer = this.track(
+      setTimeout(() => {
+        this.timers.delete(timer);
+        if (this.pending().some((m) => m.mutationId === mutation.mutationId)) this.sendMutation(mutation);
+      }, delayMs),
+    );
   }
 
   private sendMutation(mutation: PendingMutation): void {
@@ -705,6 +732,8 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
 
 /** Error codes after which resending the same mutation can succeed. */
 const RETRYABLE = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL']);
+/** When the server does not say when to retry. */
+const RETRY_DELAY_MS = 1000;
 
 function describe(frame: ServerFrame): string {
   return frame.type === 'error' ? `${frame.payload.code}: ${frame.payload.message}` : `unexpected ${frame.type}`;

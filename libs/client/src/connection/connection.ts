@@ -390,6 +390,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       return;
     }
     if (frame.type === 'pong') this.onPong(frame.id);
+    if (frame.type === 'auth_expiring') this.renewToken(transport);
     if (this.isCurrent(transport)) this.emit('frame', frame);
   }
 
@@ -409,6 +410,29 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       closeCode: ABNORMAL_CLOSURE,
       closeReason: message,
     });
+  }
+
+  /**
+   * The token runs out soon: send a fresh one from the provider, so the connection carries on.
+   * A fixed token cannot be renewed; the gateway then closes with 4402 at expiry, and the
+   * reconnection fails until the application gives the client a provider.
+   */
+  private renewToken(transport: Transport): void {
+    const provider = this.options.token;
+    if (typeof provider !== 'function') return;
+    Promise.resolve()
+      .then(provider)
+      .then(
+        (token) => {
+          if (this.isCurrent(transport)) this.send({ type: 'auth', payload: { token } });
+        },
+        (error: unknown) =>
+          this.reportError(
+            ConnectionErrorCode.TOKEN_UNAVAILABLE,
+            'the token provider failed to renew the token',
+            error,
+          ),
+      );
   }
 
   private onWelcome(transport: Transport, frame: Extract<ServerFrame, { type: 'welcome' }>): void {
@@ -476,7 +500,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       this.emit('disconnected', { code: failure.closeCode, reason: failure.closeReason, willReconnect });
     }
     if (id !== this.transportId) return;
-    if (plan === 'retry') this.scheduleReconnect();
+    // An expired token is no sign of trouble: reconnect with a fresh one at once.
+    if (plan === 'retry') this.scheduleReconnect(failure.closeCode === CloseCode.AUTH_EXPIRED ? 0 : undefined);
     else if (plan === 'give-up') this.emit('reconnect:failed', { attempts: this.attempts });
   }
 
@@ -487,10 +512,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     return this.attempts >= this.maxRetries ? 'give-up' : 'retry';
   }
 
-  private scheduleReconnect(): void {
+  private scheduleReconnect(delayMs?: number): void {
     this.attempts += 1;
     const attempt = this.attempts;
-    const delay = backoffDelay(attempt, { minDelayMs: this.retryDelay, maxDelayMs: this.maxRetryDelay }, this.random);
+    const delay =
+      delayMs ?? backoffDelay(attempt, { minDelayMs: this.retryDelay, maxDelayMs: this.maxRetryDelay }, this.random);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       // Without an `offline` event (or without a signal at all) this is where being offline shows.

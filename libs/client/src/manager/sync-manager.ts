@@ -237,9 +237,13 @@ export class SyncManager {
   // ---------------------------------------------------------------------------------------------
   // Internals
 
+  /**
+   * Subscribing first registers the types, so that however the connection comes (now, or
+   * after reconnection attempts in the background) it subscribes them.
+   */
   private async goOnline(): Promise<void> {
-    await this.client.connect();
     await this.client.subscribe();
+    await this.client.connect();
   }
 
   private listen(): void {
