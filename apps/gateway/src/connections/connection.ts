@@ -4,6 +4,11 @@ import { CloseCode, type ErrorPayload, type ServerFrameType, type ServerPayloads
 import type { Principal } from '../auth/token-verifier.js';
 import { coalesceWrites } from './write-coalescing.js';
 
+const SLOW_CONSUMER = 'slow consumer: resume with your cursor';
+/** How long a paced bulk send waits for a client to read what it was sent. */
+const DRAIN_TIMEOUT_MS = 10_000;
+const DRAIN_POLL_MS = 10;
+
 /**
  * One client socket and what the gateway knows of it. Frames leave only through `send`, which
  * also watches the socket's unsent bytes: a client that stops reading is closed (and resumes
@@ -56,11 +61,34 @@ export class Connection {
   sendRaw(frame: string): void {
     if (!this.open) return;
     if (this.socket.bufferedAmount > this.maxBufferedBytes) {
-      this.close(CloseCode.GOING_AWAY, 'slow consumer: resume with your cursor');
+      this.close(CloseCode.GOING_AWAY, SLOW_CONSUMER);
       return;
     }
     coalesceWrites(this.socket);
     this.socket.send(frame);
+  }
+
+  /**
+   * For bulk sends (a replay): undefined while the socket's unsent data is under half the bound,
+   * else a promise that resolves once it is, so a client catching up on a large backlog is paced
+   * instead of being cut off. One that does not drain within {@link DRAIN_TIMEOUT_MS} is closed as
+   * a slow consumer, like in live traffic.
+   */
+  writable(): Promise<void> | undefined {
+    const drained = () => !this.open || this.socket.bufferedAmount <= this.maxBufferedBytes / 2;
+    if (drained()) return undefined;
+    const startedAt = Date.now();
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (drained()) return resolve();
+        if (Date.now() - startedAt > DRAIN_TIMEOUT_MS) {
+          this.close(CloseCode.GOING_AWAY, SLOW_CONSUMER);
+          return resolve();
+        }
+        setTimeout(check, DRAIN_POLL_MS);
+      };
+      setTimeout(check, DRAIN_POLL_MS);
+    });
   }
 
   sendError(error: ErrorPayload, id?: string): void {

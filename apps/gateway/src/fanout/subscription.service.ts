@@ -142,6 +142,7 @@ export class SubscriptionService {
     try {
       await this.replays.replay(connection.tenant, entityType, resumeFrom.seq, liveAfter, (change) => {
         if (subscription.deliver(change, () => frameOf(change))) replayed++;
+        return connection.writable();
       });
     } catch (error) {
       // Going live now would leave a gap: drop the subscription, the client retries the subscribe.

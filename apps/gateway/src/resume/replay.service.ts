@@ -27,13 +27,16 @@ export class ReplayService {
     this.subjects = new Subjects(config.SYNC_NAMESPACE);
   }
 
-  /** Calls `deliver` for each change of the type with `afterSeq < seq <= untilSeq`; returns how many. */
+  /**
+   * Calls `deliver` for each change of the type with `afterSeq < seq <= untilSeq`, waiting for
+   * the promise it may return (pacing a slow reader); returns how many.
+   */
   async replay(
     tenant: string,
     entityType: string,
     afterSeq: number,
     untilSeq: number,
-    deliver: (change: ChangeMessage) => void,
+    deliver: (change: ChangeMessage) => void | Promise<void>,
   ): Promise<number> {
     if (afterSeq >= untilSeq) return 0;
     const { count } = await this.read(tenant, entityType, afterSeq, { untilSeq, deliver });
@@ -50,7 +53,9 @@ export class ReplayService {
     const changes: ChangeMessage[] = [];
     const { hasMore } = await this.read(tenant, entityType, afterSeq, {
       limit,
-      deliver: (change) => changes.push(change),
+      deliver: (change) => {
+        changes.push(change);
+      },
     });
     return { changes, hasMore };
   }
@@ -59,7 +64,7 @@ export class ReplayService {
     tenant: string,
     entityType: string,
     afterSeq: number,
-    bounds: { untilSeq?: number; limit?: number; deliver: (change: ChangeMessage) => void },
+    bounds: { untilSeq?: number; limit?: number; deliver: (change: ChangeMessage) => void | Promise<void> },
   ): Promise<{ count: number; hasMore: boolean }> {
     this.jsm ??= await jetstreamManager(this.nats);
     const stream = this.config.CHANGES_STREAM;
@@ -83,7 +88,7 @@ export class ReplayService {
       const messages = await consumer.consume({ max_messages: Math.min(info.num_pending, limit, 1000) });
       for await (const msg of messages) {
         if (msg.seq > untilSeq) break;
-        bounds.deliver(toChangeMessage(msg));
+        await bounds.deliver(toChangeMessage(msg));
         count++;
         if (msg.seq === untilSeq || msg.info.pending === 0) break;
         if (count === limit) {
