@@ -11,6 +11,10 @@ import { ChangeFeedService } from './fanout/change-feed.service.js';
 import { StreamPositionService } from './fanout/stream-position.service.js';
 import { SubscriptionService } from './fanout/subscription.service.js';
 import { HealthController } from './health/health.controller.js';
+import { ChangesController } from './http/changes.controller.js';
+import { HttpAuth } from './http/http-auth.js';
+import { SseController } from './sse/sse.controller.js';
+import { SseService } from './sse/sse.service.js';
 import { MutationService } from './mutations/mutation.service.js';
 import { OutcomeAcks } from './mutations/outcome-acks.js';
 import { ReplayService } from './resume/replay.service.js';
@@ -22,7 +26,7 @@ export class AppModule {
   static register(runtime: Runtime<GatewayConfig>): DynamicModule {
     return {
       module: AppModule,
-      controllers: [HealthController],
+      controllers: [HealthController, ChangesController, SseController],
       providers: [
         ...runtimeProviders(runtime),
         TokenVerifier,
@@ -34,6 +38,8 @@ export class AppModule {
         SubscriptionService,
         SessionService,
         RateLimits,
+        HttpAuth,
+        SseService,
         OutcomeAcks,
         MutationService,
         SyncService,

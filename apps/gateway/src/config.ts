@@ -24,6 +24,10 @@ export const gatewayEnvSchema = commonEnvSchema
     RATE_LIMIT_FRAMES_PER_SECOND: positiveInt(500),
     /** Mutations a second one tenant may send through one gateway, with bursts of twice as many. */
     RATE_LIMIT_TENANT_MUTATIONS_PER_SECOND: positiveInt(5_000),
+    /** Largest HTTP request body (a batch of mutations); larger ones get `FRAME_TOO_LARGE` (413). */
+    MAX_HTTP_BODY_BYTES: positiveInt(1024 * 1024),
+    /** Interval of the comment lines that keep idle SSE streams (and the proxies on their way) open. */
+    SSE_HEARTBEAT_MS: positiveInt(15_000),
     /** How long before its token expires a connection is asked to renew it (capped at half its lifetime). */
     AUTH_RENEW_LEAD_MS: positiveInt(60_000),
     /**

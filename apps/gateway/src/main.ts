@@ -1,11 +1,13 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Subjects } from '@syncline/contracts';
 import { bootRuntime, ensureStreams, jetstreamManager, onShutdownSignal } from '@syncline/platform';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module.js';
 import { gatewayEnvSchema } from './config.js';
 import { SyncWsAdapter } from './connections/ws-adapter.js';
+import { HttpErrorsFilter } from './http/http-errors.filter.js';
 import { StreamPositionService } from './fanout/stream-position.service.js';
 
 const runtime = await bootRuntime({ service: 'gateway', schema: gatewayEnvSchema });
@@ -17,8 +19,12 @@ await ensureStreams(await jetstreamManager(nats), {
   replicas: config.STREAM_REPLICAS,
 });
 
-const app = await NestFactory.create(AppModule.register(runtime), { logger: ['error', 'warn'] });
+const app = await NestFactory.create<NestExpressApplication>(AppModule.register(runtime), {
+  logger: ['error', 'warn'],
+});
 app.useWebSocketAdapter(new SyncWsAdapter(app, config));
+app.useGlobalFilters(new HttpErrorsFilter(logger));
+app.useBodyParser('json', { limit: config.MAX_HTTP_BODY_BYTES });
 await app.get(StreamPositionService).load();
 await app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST);
 

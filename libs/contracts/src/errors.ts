@@ -34,6 +34,8 @@ export const ErrorCode = {
   UNAVAILABLE: 'UNAVAILABLE',
   /** The protocol version is not supported. */
   UNSUPPORTED_PROTOCOL: 'UNSUPPORTED_PROTOCOL',
+  /** HTTP: no such resource or route. */
+  NOT_FOUND: 'NOT_FOUND',
   /** An unexpected failure; the request may be retried. */
   INTERNAL: 'INTERNAL',
 } as const;

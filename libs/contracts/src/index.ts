@@ -4,6 +4,7 @@ export * from './json.js';
 export * from './json-value-schemas.js';
 export * from './identifiers.js';
 export * from './permissions.js';
+export * from './http.js';
 export * from './subjects.js';
 export * from './streams.js';
 export * from './delta.js';

@@ -35,6 +35,11 @@ export class Subjects {
     return `${this.namespace}.chg.${assertName('tenant', tenant)}.${assertName('entity type', entityType)}.>`;
   }
 
+  /** Every change of one tenant. */
+  changesOfTenant(tenant: string): string {
+    return `${this.namespace}.chg.${assertName('tenant', tenant)}.>`;
+  }
+
   /** Everything CHANGES holds. */
   allChanges(): string {
     return `${this.namespace}.chg.>`;

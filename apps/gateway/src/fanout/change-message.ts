@@ -32,5 +32,10 @@ export function toChangeMessage(msg: JsMsg): ChangeMessage {
 export function deltaFrame(change: ChangeMessage, epoch: string, id?: string): string {
   const head =
     id === undefined ? '{"type":"delta","payload":' : `{"type":"delta","id":${JSON.stringify(id)},"payload":`;
-  return `${head}{"seq":${change.seq},"cursor":"${epoch}:${change.seq}",${change.body.slice(1)},"timestamp":${Date.now()}}`;
+  return `${head}${deltaPayloadJson(change, epoch)},"timestamp":${Date.now()}}`;
+}
+
+/** The `delta` payload as JSON: the stored body with the stream sequence and cursor put in front. */
+export function deltaPayloadJson(change: ChangeMessage, epoch: string): string {
+  return `{"seq":${change.seq},"cursor":"${epoch}:${change.seq}",${change.body.slice(1)}`;
 }

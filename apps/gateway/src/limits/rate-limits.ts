@@ -31,9 +31,13 @@ export class RateLimits {
     refuseIfWaiting(bucket.take(), 'this connection sends frames too fast');
   }
 
-  /** Counts one mutation of a tenant, whichever connection of this gateway it came from. */
+  /** Counts a `mutate` frame against its tenant's rate. */
   admitMutation(frame: ClientFrame, tenant: string): void {
-    if (frame.type !== 'mutate') return;
+    if (frame.type === 'mutate') this.admitTenantMutation(tenant);
+  }
+
+  /** Counts one mutation of a tenant, whichever connection or request of this gateway it came from. */
+  admitTenantMutation(tenant: string): void {
     let bucket = this.tenants.get(tenant);
     if (!bucket) {
       if (this.tenants.size >= MAX_TENANT_BUCKETS) this.forgetIdleTenants();

@@ -35,6 +35,13 @@ import type { Connection } from '../connections/connection.js';
 import { OutcomeAcks } from './outcome-acks.js';
 import { PublishCoalescer } from './publish-coalescing.js';
 
+/** Who a mutation comes from: a WebSocket connection, or an HTTP request (no connection). */
+export interface MutationAuthor {
+  readonly tenant: string;
+  readonly userId: string;
+  readonly connectionId?: string;
+}
+
 /**
  * `mutate`: validates what the schema cannot (subject-safe id, clock skew), stores the mutation
  * in MUTATIONS and acks `accepted` only once JetStream confirmed storage. The message id makes a
@@ -60,12 +67,37 @@ export class MutationService {
     this.clock = new HybridLogicalClock(config.INSTANCE_ID ?? 'gateway');
   }
 
+  /** The WebSocket `mutate` frame: `accepted` once stored, the outcome later on the same connection. */
   async mutate(
     connection: Connection,
     payload: MutatePayload,
     id: string | undefined,
     receivedAt: number,
   ): Promise<void> {
+    // Recorded before publishing: the outcome can come back before the publish ack does.
+    this.outcomeAcks.expect(connection.id, payload.mutationId, id);
+    let stored: { duplicate: boolean };
+    try {
+      stored = await this.store(
+        { tenant: connection.tenant, userId: connection.principal.userId, connectionId: connection.id },
+        payload,
+        receivedAt,
+      );
+    } catch (error) {
+      this.outcomeAcks.forget(connection.id, payload.mutationId);
+      throw error;
+    }
+    const ref = { mutationId: payload.mutationId, entityType: payload.entityType, entityId: payload.entityId };
+    connection.send('ack', { status: 'accepted', ...ref }, id);
+    if (stored.duplicate) void this.answerResend(connection, payload.mutationId, id);
+  }
+
+  /**
+   * Stores a mutation in MUTATIONS, for any edge. Resolves once JetStream confirmed it, telling
+   * whether it was a resend the duplicate window dropped. Without a `connectionId` (HTTP) no
+   * outcome is routed back; the change itself shows in the change feed and history.
+   */
+  async store(author: MutationAuthor, payload: MutatePayload, receivedAt: number): Promise<{ duplicate: boolean }> {
     encodeEntityIdToken(payload.entityId);
     const skew = this.clock.skewOf(payload.hlc);
     if (skew > this.config.MAX_CLOCK_SKEW_MS) {
@@ -73,9 +105,9 @@ export class MutationService {
     }
     const message: MutationMessage = {
       mutationId: payload.mutationId,
-      tenant: connection.tenant,
-      userId: connection.principal.userId,
-      clientId: payload.clientId ?? connection.id,
+      tenant: author.tenant,
+      userId: author.userId,
+      clientId: payload.clientId ?? author.connectionId ?? author.userId,
       entityType: payload.entityType,
       entityId: payload.entityId,
       op: payload.op,
@@ -91,25 +123,20 @@ export class MutationService {
     try {
       const headers = headersFrom({
         [Header.gatewayId]: this.config.INSTANCE_ID,
-        [Header.connectionId]: connection.id,
+        [Header.connectionId]: author.connectionId,
         [Header.receivedAt]: String(receivedAt),
       });
       injectTraceContext(headers, trace.setSpan(context.active(), span));
-      // Recorded before publishing: the outcome can come back before the publish ack does.
-      this.outcomeAcks.expect(connection.id, payload.mutationId, id);
       const ack = await this.publishes.run(() =>
         this.js.publish(
-          this.subjects.mutation(connection.tenant, payload.entityType, payload.entityId),
+          this.subjects.mutation(author.tenant, payload.entityType, payload.entityId),
           encodeJson(message),
-          { msgID: MessageIds.mutation(connection.tenant, payload.mutationId), headers },
+          { msgID: MessageIds.mutation(author.tenant, payload.mutationId), headers },
         ),
       );
-      const ref = { mutationId: payload.mutationId, entityType: payload.entityType, entityId: payload.entityId };
-      connection.send('ack', { status: 'accepted', ...ref }, id);
-      if (ack.duplicate) void this.answerResend(connection, payload.mutationId, id);
       endSpan(span);
+      return { duplicate: ack.duplicate };
     } catch (error) {
-      this.outcomeAcks.forget(connection.id, payload.mutationId);
       endSpan(span, error);
       if (error instanceof SynclineError) throw error;
       this.logger.warn({ err: error }, 'could not store a mutation');

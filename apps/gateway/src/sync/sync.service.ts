@@ -11,6 +11,8 @@ import {
   type ChangeEvent,
   type DeltaPayload,
   type SyncPayload,
+  type SyncRequiredPayload,
+  type SyncResponsePayload,
 } from '@syncline/contracts';
 import { CONFIG, NATS, requestJson } from '@syncline/platform';
 import type { GatewayConfig } from '../config.js';
@@ -19,6 +21,10 @@ import { StreamPositionService } from '../fanout/stream-position.service.js';
 import { ReplayService } from '../resume/replay.service.js';
 
 const DEFAULT_LIMIT = 500;
+
+export type SyncAnswer =
+  | { readonly type: 'sync_response'; readonly payload: SyncResponsePayload }
+  | { readonly type: 'sync_required'; readonly payload: SyncRequiredPayload };
 
 /** Where a multi-page snapshot is: the last entity id sent, and the stream position it started at. */
 interface SnapshotPage {
@@ -43,9 +49,16 @@ export class SyncService {
     this.subjects = new Subjects(config.SYNC_NAMESPACE);
   }
 
+  /** The WebSocket `sync` frame: the answer goes back on the connection. */
   async sync(connection: Connection, payload: SyncPayload, id: string | undefined): Promise<void> {
-    if (payload.snapshot) return this.snapshot(connection, payload, id);
-    return this.changes(connection, payload, id);
+    const answer = await this.answer(connection.tenant, payload);
+    if (answer.type === 'sync_required') connection.send('sync_required', answer.payload, id);
+    else connection.send('sync_response', answer.payload, id);
+  }
+
+  /** A `sync` request of a tenant, whichever edge it came from (WebSocket or HTTP). */
+  answer(tenant: string, payload: SyncPayload): Promise<SyncAnswer> {
+    return payload.snapshot ? this.snapshot(tenant, payload) : this.changes(tenant, payload);
   }
 
   /**
@@ -53,7 +66,7 @@ export class SyncService {
    * back as the stream reaches; older ones come from the change log in PostgreSQL, down to the
    * retention horizon. One entity's changes since a version always come from the change log.
    */
-  private async changes(connection: Connection, payload: SyncPayload, id: string | undefined): Promise<void> {
+  private async changes(tenant: string, payload: SyncPayload): Promise<SyncAnswer> {
     const limit = payload.limit ?? DEFAULT_LIMIT;
     const { epoch, firstSeq } = await this.positions.state();
     let afterSeq = 0;
@@ -61,42 +74,37 @@ export class SyncService {
       const position = SyncPositions.parse(payload.since);
       if (!position) throw new SynclineError(ErrorCode.INVALID_CURSOR, `invalid cursor "${payload.since}"`);
       if (position.epoch !== epoch) {
-        connection.send(
-          'sync_required',
-          { entityType: payload.entityType, reason: 'epoch_changed', cursor: payload.since },
-          id,
-        );
-        return;
+        return {
+          type: 'sync_required',
+          payload: { entityType: payload.entityType, reason: 'epoch_changed', cursor: payload.since },
+        };
       }
       afterSeq = position.seq;
     }
     let page: { changes: DeltaPayload[]; hasMore: boolean } | undefined;
     if (payload.entityId === undefined && afterSeq + 1 >= firstSeq) {
-      page = await this.fromStream(connection.tenant, payload.entityType, afterSeq, limit, epoch);
+      page = await this.fromStream(tenant, payload.entityType, afterSeq, limit, epoch);
     } else {
-      page = await this.fromChangeLog(connection.tenant, payload, afterSeq, limit, epoch);
+      page = await this.fromChangeLog(tenant, payload, afterSeq, limit, epoch);
       if (!page) {
         // Retention removed changes after this cursor: what lies between is gone.
-        connection.send(
-          'sync_required',
-          { entityType: payload.entityType, reason: 'cursor_expired', cursor: payload.since ?? '' },
-          id,
-        );
-        return;
+        return {
+          type: 'sync_required',
+          payload: { entityType: payload.entityType, reason: 'cursor_expired', cursor: payload.since ?? '' },
+        };
       }
     }
     const lastSeq = page.changes.reduce((max, change) => Math.max(max, change.seq ?? 0), afterSeq);
-    connection.send(
-      'sync_response',
-      {
+    return {
+      type: 'sync_response',
+      payload: {
         mode: 'changes',
         entityType: payload.entityType,
         changes: page.changes,
         cursor: SyncPositions.format({ epoch, seq: lastSeq }),
         hasMore: page.hasMore,
       },
-      id,
-    );
+    };
   }
 
   private async fromStream(
@@ -148,7 +156,7 @@ export class SyncService {
     };
   }
 
-  private async snapshot(connection: Connection, payload: SyncPayload, id: string | undefined): Promise<void> {
+  private async snapshot(tenant: string, payload: SyncPayload): Promise<SyncAnswer> {
     const limit = payload.limit ?? DEFAULT_LIMIT;
     const page = payload.pageToken === undefined ? undefined : decodePageToken(payload.pageToken);
     // The position is taken before the first read: a subscription from it misses nothing the
@@ -159,7 +167,7 @@ export class SyncService {
       this.nats,
       this.subjects.query(QueryName.snapshot),
       {
-        tenant: connection.tenant,
+        tenant,
         entityType: payload.entityType,
         limit,
         ...(payload.entityId === undefined ? {} : { entityId: payload.entityId }),
@@ -169,9 +177,9 @@ export class SyncService {
       { timeoutMs: this.config.REQUEST_TIMEOUT_MS },
     );
     const last = result.entities[result.entities.length - 1];
-    connection.send(
-      'sync_response',
-      {
+    return {
+      type: 'sync_response',
+      payload: {
         mode: 'snapshot',
         entityType: payload.entityType,
         entities: result.entities,
@@ -179,8 +187,7 @@ export class SyncService {
         hasMore: result.hasMore,
         ...(result.hasMore && last ? { nextPageToken: encodePageToken({ after: last.entityId, seq }) } : {}),
       },
-      id,
-    );
+    };
   }
 }
 
