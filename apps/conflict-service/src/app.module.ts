@@ -1,6 +1,8 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { DATA_SOURCE, runtimeProviders, type Runtime } from '@syncline/platform';
+import { AdminRepository } from './admin/admin.repository.js';
+import { AdminResponder } from './admin/admin.responder.js';
 import type { ConflictServiceConfig } from './config.js';
 import { PolicyRepository } from './policies/policy.repository.js';
 import { PolicyService } from './policies/policy.service.js';
@@ -19,6 +21,8 @@ export class AppModule {
         PolicyService,
         ResolutionService,
         ResolutionResponder,
+        AdminRepository,
+        AdminResponder,
       ],
     };
   }

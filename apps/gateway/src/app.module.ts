@@ -11,6 +11,7 @@ import { ChangeFeedService } from './fanout/change-feed.service.js';
 import { StreamPositionService } from './fanout/stream-position.service.js';
 import { SubscriptionService } from './fanout/subscription.service.js';
 import { HealthController } from './health/health.controller.js';
+import { AdminController } from './http/admin.controller.js';
 import { ChangesController } from './http/changes.controller.js';
 import { HttpAuth } from './http/http-auth.js';
 import { SseController } from './sse/sse.controller.js';
@@ -26,7 +27,7 @@ export class AppModule {
   static register(runtime: Runtime<GatewayConfig>): DynamicModule {
     return {
       module: AppModule,
-      controllers: [HealthController, ChangesController, SseController],
+      controllers: [HealthController, ChangesController, SseController, AdminController],
       providers: [
         ...runtimeProviders(runtime),
         TokenVerifier,

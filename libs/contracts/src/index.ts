@@ -18,3 +18,4 @@ export * from './frames/client.js';
 export * from './frames/server.js';
 export * from './bus/headers.js';
 export * from './bus/messages.js';
+export * from './bus/admin.js';

@@ -1,3 +1,4 @@
+import type { AdminRequest } from './bus/admin.js';
 import { assertName, encodeEntityIdToken } from './identifiers.js';
 
 /**
@@ -51,6 +52,11 @@ export class Subjects {
 
   outcome(gatewayId: string): string {
     return `${this.namespace}.outcome.${assertName('tenant', gatewayId)}`;
+  }
+
+  /** Administration requests (conflict policies, recorded conflicts), answered by the conflict services. */
+  admin(request: AdminRequest): string {
+    return `${this.namespace}.admin.${request}`;
   }
 
   query(name: QueryName): string {

@@ -22,6 +22,11 @@ export class PolicyService {
     @Inject(CONFIG) private readonly config: ConflictServiceConfig,
   ) {}
 
+  /** Drops a cached strategy after it changed here; other replicas see the change within the cache's lifetime. */
+  forget(tenant: string, entityType: string): void {
+    this.cache.delete(`${tenant}\u0000${entityType}`);
+  }
+
   async strategyFor(tenant: string, entityType: string): Promise<ConflictStrategy> {
     const key = `${tenant}\u0000${entityType}`;
     const cached = this.cache.get(key);
