@@ -38,8 +38,8 @@ describe('HTTP and SSE', () => {
     };
   }
 
-  async function post(body: unknown, headers: Record<string, string>, raw?: string) {
-    const response = await fetch(`${http}/api/v1/changes`, {
+  async function post(body: unknown, headers: Record<string, string>, raw?: string, query = '') {
+    const response = await fetch(`${http}/api/v1/changes${query}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: raw ?? JSON.stringify(body),
@@ -94,6 +94,28 @@ describe('HTTP and SSE', () => {
     expect(again.body['results']).toEqual([
       { index: 0, mutationId: items[0]!.mutationId, status: 'accepted', duplicate: true },
     ]);
+  });
+
+  it("answers with final outcomes on request, and serves the current state and one entity's history", async () => {
+    const writer = await bearer();
+    const created = mutation('sheets', 'sh-1', { a: 1 });
+    const first = await post({ mutations: [created] }, writer, undefined, '?wait=true');
+    expect(first.body['results']).toEqual([
+      expect.objectContaining({
+        status: 'accepted',
+        outcome: expect.objectContaining({ status: 'applied', version: 1 }),
+      }),
+    ]);
+    const patched = { ...mutation('sheets', 'sh-1', { b: 2 }, 'patch'), baseVersion: 1 };
+    await post({ mutations: [patched] }, writer, undefined, '?wait=true');
+
+    const state = await get('/api/v1/entities?entityType=sheets', writer);
+    expect(state.body).toMatchObject({
+      mode: 'snapshot',
+      entities: [{ entityId: 'sh-1', version: 2, data: { a: 1, b: 2 } }],
+    });
+    const history = await get('/api/v1/changes?entityType=sheets&entityId=sh-1&sinceVersion=1', writer);
+    expect((history.body['changes'] as Array<{ version: number }>).map((change) => change.version)).toEqual([2]);
   });
 
   it('refuses bad requests with stable codes', async () => {

@@ -2,10 +2,14 @@ import { Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
 import {
   ErrorCode,
   SynclineError,
+  batchOptionsSchema,
   batchRequestSchema,
   changesRequestSchema,
+  entitiesRequestSchema,
   mutatePayloadSchema,
+  type BatchItemOutcome,
   type BatchItemResult,
+  type OutcomeMessage,
   type SyncResponsePayload,
 } from '@syncline/contracts';
 import { requireRead, requireWrite } from '../auth/authorize.js';
@@ -21,7 +25,7 @@ import { parseInput } from './validation.js';
  * Change history and batch submission over HTTP, for services and scripts that do not keep a
  * WebSocket open. Same permissions, validation and limits as the WebSocket edge.
  */
-@Controller('api/v1/changes')
+@Controller('api/v1')
 export class ChangesController {
   constructor(
     private readonly auth: HttpAuth,
@@ -34,16 +38,12 @@ export class ChangesController {
    * The changes of an entity type after `since` (from the start without it), oldest first, at most
    * `limit`; `cursor` is the position to ask from next, `hasMore` whether to.
    */
-  @Get()
+  @Get('changes')
   async history(@Req() request: HttpRequest): Promise<Extract<SyncResponsePayload, { mode: 'changes' }>> {
     const principal = await this.auth.principal(request);
     const query = parseInput(changesRequestSchema, { ...request.query }, 'query');
     requireRead(principal, [query.entityType]);
-    const answer = await this.syncs.answer(principal.tenant, {
-      entityType: query.entityType,
-      ...(query.since === undefined ? {} : { since: query.since }),
-      ...(query.limit === undefined ? {} : { limit: query.limit }),
-    });
+    const answer = await this.syncs.answer(principal.tenant, withoutUndefined(query));
     if (answer.type === 'sync_required') {
       throw new SynclineError(
         ErrorCode.INVALID_CURSOR,
@@ -53,15 +53,29 @@ export class ChangesController {
     return answer.payload as Extract<SyncResponsePayload, { mode: 'changes' }>;
   }
 
-  /** A batch of mutations: each item is validated, authorized and stored on its own. */
-  @Post()
+  /** The current state of an entity type (or one entity), paged by `pageToken`; `cursor` is where changes go on from. */
+  @Get('entities')
+  async entities(@Req() request: HttpRequest): Promise<Extract<SyncResponsePayload, { mode: 'snapshot' }>> {
+    const principal = await this.auth.principal(request);
+    const query = parseInput(entitiesRequestSchema, { ...request.query }, 'query');
+    requireRead(principal, [query.entityType]);
+    const answer = await this.syncs.answer(principal.tenant, { ...withoutUndefined(query), snapshot: true });
+    return answer.payload as Extract<SyncResponsePayload, { mode: 'snapshot' }>;
+  }
+
+  /**
+   * A batch of mutations: each item is validated, authorized and stored on its own. With
+   * `?wait=true` each stored item also carries its final outcome.
+   */
+  @Post('changes')
   @HttpCode(200)
   async submit(@Req() request: HttpRequest): Promise<{ results: BatchItemResult[] }> {
     const receivedAt = Date.now();
     const principal = await this.auth.principal(request);
+    const { wait } = parseInput(batchOptionsSchema, { ...request.query }, 'query');
     const { mutations } = parseInput(batchRequestSchema, request.body, 'body', { checkValues: false });
     const results = await Promise.all(
-      mutations.map((item, index) => this.submitOne(principal, item, index, receivedAt)),
+      mutations.map((item, index) => this.submitOne(principal, item, index, receivedAt, wait === 'true')),
     );
     return { results };
   }
@@ -71,6 +85,7 @@ export class ChangesController {
     item: unknown,
     index: number,
     receivedAt: number,
+    wait: boolean,
   ): Promise<BatchItemResult> {
     const mutationId = mutationIdOf(item);
     try {
@@ -82,7 +97,14 @@ export class ChangesController {
         payload,
         receivedAt,
       );
-      return { index, mutationId: payload.mutationId, status: 'accepted', duplicate };
+      const outcome = wait ? await this.mutations.recordedOutcome(principal.tenant, payload.mutationId) : undefined;
+      return {
+        index,
+        mutationId: payload.mutationId,
+        status: 'accepted',
+        duplicate,
+        ...(outcome ? { outcome: outcomeOf(outcome) } : {}),
+      };
     } catch (error) {
       const failure = SynclineError.is(error) ? error : new SynclineError(ErrorCode.INTERNAL, 'internal error');
       return {
@@ -95,6 +117,24 @@ export class ChangesController {
       };
     }
   }
+}
+
+function outcomeOf(outcome: Omit<OutcomeMessage, 'connectionId'>): BatchItemOutcome {
+  return {
+    status: outcome.status as BatchItemOutcome['status'],
+    version: outcome.version,
+    ...(outcome.data === undefined ? {} : { data: outcome.data }),
+    ...(outcome.vectorClock === undefined ? {} : { vectorClock: outcome.vectorClock }),
+    ...(outcome.strategy === undefined ? {} : { strategy: outcome.strategy }),
+    ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+  };
+}
+
+/** Drops absent query parameters, which the sync request's optional fields must not hold as `undefined`. */
+function withoutUndefined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
 }
 
 function mutationIdOf(item: unknown): string | undefined {

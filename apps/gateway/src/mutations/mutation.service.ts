@@ -13,6 +13,7 @@ import {
   outcomeQueryResultSchema,
   type MutatePayload,
   type MutationMessage,
+  type OutcomeMessage,
 } from '@syncline/contracts';
 import {
   CONFIG,
@@ -152,25 +153,35 @@ export class MutationService {
    */
   private async answerResend(connection: Connection, mutationId: string, id: string | undefined): Promise<void> {
     const answered = () => !connection.isOpen || !connection.awaitingOutcome.has(mutationId);
-    for (let attempt = 0, delay = 50; attempt < 40 && !answered(); attempt++, delay = Math.min(delay * 2, 1000)) {
+    const outcome = await this.recordedOutcome(connection.tenant, mutationId, answered);
+    if (outcome && !answered()) connection.send('ack', { ...outcome, duplicate: true }, id);
+    this.outcomeAcks.forget(connection.id, mutationId);
+  }
+
+  /**
+   * What became of a stored mutation, asking the workers (with backoff, about 30 s in all) until
+   * they recorded it; undefined if they have not, or once `stop()` says the answer is no longer wanted.
+   */
+  async recordedOutcome(
+    tenant: string,
+    mutationId: string,
+    stop: () => boolean = () => false,
+  ): Promise<Omit<OutcomeMessage, 'connectionId'> | undefined> {
+    for (let attempt = 0, delay = 50; attempt < 40 && !stop(); attempt++, delay = Math.min(delay * 2, 1000)) {
       try {
         const result = await requestJson(
           this.nats,
           this.subjects.query(QueryName.outcome),
-          { tenant: connection.tenant, mutationId },
+          { tenant, mutationId },
           outcomeQueryResultSchema,
           { timeoutMs: this.config.REQUEST_TIMEOUT_MS },
         );
-        if (result.found && !answered()) {
-          this.outcomeAcks.forget(connection.id, mutationId);
-          connection.send('ack', { ...result.outcome, duplicate: true }, id);
-          return;
-        }
+        if (result.found) return result.outcome;
       } catch (error) {
         this.logger.debug({ err: error }, 'outcome lookup failed; retrying');
       }
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
-    this.outcomeAcks.forget(connection.id, mutationId);
+    return undefined;
   }
 }
