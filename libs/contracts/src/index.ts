@@ -19,3 +19,4 @@ export * from './frames/server.js';
 export * from './bus/headers.js';
 export * from './bus/messages.js';
 export * from './bus/admin.js';
+export * from './ingest.js';

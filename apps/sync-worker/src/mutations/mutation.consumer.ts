@@ -8,7 +8,7 @@ import {
   type ConsumerMessages,
   type JsMsg,
 } from '@nats-io/jetstream';
-import { Header, WORKER_CONSUMER, mutationMessageSchema } from '@syncline/contracts';
+import { Header, Subjects, WORKER_CONSUMER, mutationMessageSchema, type MutationMessage } from '@syncline/contracts';
 import {
   CONFIG,
   LOGGER,
@@ -51,6 +51,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
   private draining: Promise<void> | undefined;
   /** Publications of committed batches still under way. */
   private readonly publishing = new Set<Promise<void>>();
+  private readonly subjects: Subjects;
 
   constructor(
     private readonly processor: BatchProcessor,
@@ -61,7 +62,9 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     @Inject(CONFIG) private readonly config: SyncWorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(TELEMETRY) private readonly telemetry: Telemetry,
-  ) {}
+  ) {
+    this.subjects = new Subjects(config.SYNC_NAMESPACE);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.ensureConsumer();
@@ -148,6 +151,10 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       void this.reject(msg, `schema: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
       return undefined;
     }
+    if (!this.isOnOwnSubject(msg, parsed.data)) {
+      void this.reject(msg, SUBJECT_MISMATCH);
+      return undefined;
+    }
     const producer = extractTraceContext(msg.headers);
     const span = this.telemetry.tracer.startSpan(
       'mutation.process',
@@ -171,6 +178,15 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
         traceparent: traceparentOf(spanContext) ?? null,
       },
     };
+  }
+
+  /**
+   * Isolation (I6) for backend services: NATS permissions allow a service a set of subjects, so
+   * the subject, not the body, says which tenant and entity it may write. A body that names
+   * another tenant, entity type or entity than its subject is refused.
+   */
+  private isOnOwnSubject(msg: JsMsg, mutation: MutationMessage): boolean {
+    return msg.subject === this.subjects.mutation(mutation.tenant, mutation.entityType, mutation.entityId);
   }
 
   /**
@@ -246,7 +262,9 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
   private async reject(msg: JsMsg, reason: string): Promise<void> {
     try {
       await this.rejected.record(this.config.MUTATIONS_STREAM, msg.seq, msg.subject, reason, msg.data);
-      msg.term(reason);
+      // Without a reason: nats-server before 2.10.4 ignores `+TERM <reason>` and would redeliver
+      // the message after every ack wait. The reason is in rejected_messages and the log.
+      msg.term();
       this.logger.warn({ seq: msg.seq, subject: msg.subject, reason }, 'mutation terminated');
     } catch (error) {
       // Not recorded yet: let it come back rather than drop it silently.
@@ -255,6 +273,8 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     }
   }
 }
+
+const SUBJECT_MISMATCH = "subject does not match the mutation's tenant, entity type and id";
 
 /** Batches whose publication may still be under way while the next batch commits. */
 const MAX_BATCHES_PUBLISHING = 8;

@@ -1,0 +1,1 @@
+export { createPublisher, type Published, type Publisher, type PublisherOptions } from './publisher.js';
