@@ -49,6 +49,8 @@ async function main(): Promise<void> {
       clientId: tabClientId(),
       websocketUrl: session.wsUrl,
       entityTypes: [ORDERS],
+      // `?transport=sse` shows the same app over Server-Sent Events and HTTP.
+      transport: new URLSearchParams(location.search).get('transport') === 'sse' ? 'sse' : 'websocket',
       // A fresh token for every connection, so a long-lived tab never reconnects with an expired one.
       tokenProvider: async () => (await fetchSession(user)).token,
       storage,

@@ -45,10 +45,10 @@ describe('demo app in a browser', () => {
     await system?.stop();
   });
 
-  async function open(user: string, browserContext = context): Promise<Page> {
+  async function open(user: string, browserContext = context, query = ''): Promise<Page> {
     const page = await browserContext.newPage();
     page.on('pageerror', (error) => console.error(`[${user}] page error: ${error.message}`));
-    await page.goto(`${baseUrl}/?user=${user}`);
+    await page.goto(`${baseUrl}/?user=${user}${query}`);
     await waitLive(page);
     return page;
   }
@@ -176,5 +176,15 @@ describe('demo app in a browser', () => {
     } finally {
       await elsewhere.close();
     }
+  });
+
+  it('syncs a tab that uses Server-Sent Events and HTTP with one on WebSocket', async () => {
+    const dave = await open('dave', context, '&transport=sse');
+    const id = await createOrder(alice);
+    await card(dave, id).waitFor({ timeout: WAIT_MS });
+    await card(dave, id).getByLabel('move on').click();
+    await cardIn(alice, id, 'picking').waitFor({ timeout: WAIT_MS });
+    await zeroPending(dave);
+    await dave.close();
   });
 });

@@ -24,6 +24,11 @@ export const gatewayEnvSchema = commonEnvSchema
     RATE_LIMIT_FRAMES_PER_SECOND: positiveInt(500),
     /** Mutations a second one tenant may send through one gateway, with bursts of twice as many. */
     RATE_LIMIT_TENANT_MUTATIONS_PER_SECOND: positiveInt(5_000),
+    /**
+     * Origins whose pages may call the HTTP API and SSE (comma separated, or `*`). Default: none
+     * in production, any in development.
+     */
+    CORS_ORIGINS: z.string().optional(),
     /** Largest HTTP request body (a batch of mutations); larger ones get `FRAME_TOO_LARGE` (413). */
     MAX_HTTP_BODY_BYTES: positiveInt(1024 * 1024),
     /** Interval of the comment lines that keep idle SSE streams (and the proxies on their way) open. */

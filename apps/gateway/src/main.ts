@@ -24,6 +24,17 @@ const app = await NestFactory.create<NestExpressApplication>(AppModule.register(
 });
 app.useWebSocketAdapter(new SyncWsAdapter(app, config));
 app.useGlobalFilters(new HttpErrorsFilter(logger));
+const corsOrigins = (config.CORS_ORIGINS ?? (config.NODE_ENV === 'production' ? '' : '*'))
+  .split(',')
+  .map((origin) => origin.trim())
+  .filter(Boolean);
+if (corsOrigins.length > 0) {
+  app.enableCors({
+    origin: corsOrigins.includes('*') ? true : corsOrigins,
+    allowedHeaders: ['authorization', 'content-type', 'last-event-id'],
+    maxAge: 600,
+  });
+}
 app.useBodyParser('json', { limit: config.MAX_HTTP_BODY_BYTES });
 await app.get(StreamPositionService).load();
 await app.listen(config.GATEWAY_PORT, config.GATEWAY_HOST);

@@ -8,7 +8,8 @@ import {
   type SyncResponsePayload,
   type VectorClockRecord,
 } from '@syncline/contracts';
-import { Connection, browserOnlineSignal, type ConnectionState } from './connection/connection.js';
+import { Connection, browserOnlineSignal, type ConnectionState, type SyncConnection } from './connection/connection.js';
+import { SseConnection } from './connection/sse-connection.js';
 import { globalWebSocketFactory } from './connection/transport.js';
 import type { ClientEvents } from './client-events.js';
 import { TypedEmitter } from './events.js';
@@ -74,7 +75,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
   private readonly debounceFlushes = new Set<() => Promise<void>>();
   /** The `qualityMonitoring` option: whether latencies and sync durations are recorded. */
   private readonly monitoring: boolean;
-  private connection: Connection | undefined;
+  private connection: SyncConnection | undefined;
   private queue: OfflineQueue | undefined;
   private opened: Promise<void> | undefined;
   private counter = 0;
@@ -317,7 +318,24 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     return this.opened;
   }
 
-  private createConnection(): Connection {
+  private createConnection(): SyncConnection {
+    const connection = this.options.transport === 'sse' ? this.createSseConnection() : this.createWebSocketConnection();
+    this.listenTo(connection);
+    return connection;
+  }
+
+  private createSseConnection(): SseConnection {
+    return new SseConnection({
+      httpUrl: this.options.httpUrl ?? httpUrlOf(this.options.websocketUrl),
+      token: this.options.tokenProvider ?? (this.options.token as string),
+      ...(this.options.fetch ? { fetch: this.options.fetch } : {}),
+      ...(this.options.autoReconnect === undefined ? {} : { autoReconnect: this.options.autoReconnect }),
+      ...(this.options.maxRetries === undefined ? {} : { maxRetries: this.options.maxRetries }),
+      ...(this.options.retryDelay === undefined ? {} : { retryDelay: this.options.retryDelay }),
+    });
+  }
+
+  private createWebSocketConnection(): Connection {
     const factory = this.options.webSocketFactory ?? globalWebSocketFactory();
     if (!factory)
       throw new Error('no WebSocket implementation: pass webSocketFactory (in Node, use @syncline/client/node)');
@@ -335,6 +353,10 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
       ...(onlineSignal ? { onlineSignal } : {}),
       compression: this.options.enableCompression ?? false,
     });
+    return connection;
+  }
+
+  private listenTo(connection: SyncConnection): void {
     connection.on('frame', (frame) => this.handleFrame(frame));
     connection.on('connected', (event) => void this.onConnected(event.welcome, event.reconnected));
     connection.on('disconnected', (event) => {
@@ -355,7 +377,6 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
       this.quality.recordLatency(rttMs);
       this.emitQuality();
     });
-    return connection;
   }
 
   /** After every (re)connection: resume each subscription, then resend what is still pending. */
@@ -760,4 +781,12 @@ function combinePatches(earlier: JsonObject | null | undefined, later: JsonObjec
         : value;
   }
   return combined;
+}
+
+/** `ws(s)://host/ws` → `http(s)://host`: where the same gateway serves HTTP. */
+function httpUrlOf(websocketUrl: string): string {
+  const url = new URL(websocketUrl);
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  url.pathname = url.pathname.replace(/\/ws\/?$/, '') || '/';
+  return url.toString().replace(/\/$/, '');
 }

@@ -36,6 +36,16 @@ export interface DifferentialSyncClientOptions {
    * event with code `CONFLICT_STRATEGY_MISMATCH`, once per entity type and strategy.
    */
   readonly conflictResolution?: ConflictStrategy;
+  /**
+   * `websocket` (default), or `sse`: Server-Sent Events for changes and HTTP for the rest, for
+   * networks that do not let WebSockets through. Same API and guarantees; one HTTP stream per
+   * subscribed entity type.
+   */
+  readonly transport?: 'websocket' | 'sse';
+  /** The gateway's HTTP base for the `sse` transport (default: `websocketUrl` with http(s) and no `/ws`). */
+  readonly httpUrl?: string;
+  /** `fetch` for the `sse` transport (default: the global one). */
+  readonly fetch?: typeof fetch;
   /** Where the offline queue, cursors and confirmed state survive reloads (default: in memory). */
   readonly storage?: KeyValueStorage;
   /** WebSocket implementation (default: the global `WebSocket`; Node: `@syncline/client/node`). */

@@ -163,6 +163,21 @@ interface Failure {
 type Plan = 'retry' | 'wait-online' | 'give-up' | 'fail' | 'stop';
 
 /**
+ * What the client needs of a connection to the gateway, whatever carries it: a WebSocket
+ * ({@link Connection}) or Server-Sent Events plus HTTP (`SseConnection`).
+ */
+export interface SyncConnection {
+  readonly state: ConnectionState;
+  readonly isConnected: boolean;
+  connect(): Promise<WelcomePayload>;
+  /** Sends a client frame; returns its id, or undefined when not connected. */
+  send(frame: OutgoingFrame): string | undefined;
+  /** Closes for good and forgets every listener. */
+  dispose(): void;
+  on<K extends keyof ConnectionEvents>(event: K, listener: (payload: ConnectionEvents[K]) => void): () => void;
+}
+
+/**
  * One WebSocket connection to a gateway, kept alive: handshake with a token sub-protocol,
  * `welcome`, heartbeat pings, reconnection with backoff, and pausing while the device is offline.
  *
@@ -171,7 +186,7 @@ type Plan = 'retry' | 'wait-online' | 'give-up' | 'fail' | 'stop';
  * so a continuation that finds another number knows the world moved on and does nothing: a late
  * close from the previous socket cannot tear down the new one.
  */
-export class Connection extends TypedEmitter<ConnectionEvents> {
+export class Connection extends TypedEmitter<ConnectionEvents> implements SyncConnection {
   private currentState: ConnectionState = 'disconnected';
   private current: Transport | undefined;
   private transportId = 0;
