@@ -21,6 +21,7 @@ import { OutcomeAcks } from './mutations/outcome-acks.js';
 import { ReplayService } from './resume/replay.service.js';
 import { SyncService } from './sync/sync.service.js';
 import { DeliveryMetrics } from './telemetry/delivery-metrics.js';
+import { PrometheusMetrics } from './telemetry/prometheus-metrics.js';
 
 @Module({})
 export class AppModule {
@@ -33,6 +34,7 @@ export class AppModule {
         TokenVerifier,
         ConnectionRegistry,
         StreamPositionService,
+        PrometheusMetrics,
         DeliveryMetrics,
         ChangeFeedService,
         ReplayService,

@@ -82,6 +82,10 @@ export const QueryName = {
   snapshot: 'snapshot',
   /** The recorded outcome of a mutation id, for resent mutations. */
   outcome: 'outcome',
+  /** Whether a worker reaches PostgreSQL. */
+  health: 'health',
+  /** What a tenant has stored. */
+  stats: 'stats',
 } as const;
 export type QueryName = (typeof QueryName)[keyof typeof QueryName];
 

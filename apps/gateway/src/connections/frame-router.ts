@@ -15,6 +15,7 @@ import { authorizeFrame } from '../auth/authorize.js';
 import { SessionService } from '../auth/session.service.js';
 import type { GatewayConfig } from '../config.js';
 import { RateLimits } from '../limits/rate-limits.js';
+import { PrometheusMetrics } from '../telemetry/prometheus-metrics.js';
 import { SubscriptionService } from '../fanout/subscription.service.js';
 import { MutationService } from '../mutations/mutation.service.js';
 import { SyncService } from '../sync/sync.service.js';
@@ -35,6 +36,7 @@ export class FrameRouter {
     private readonly syncs: SyncService,
     private readonly sessions: SessionService,
     private readonly limits: RateLimits,
+    private readonly prometheus: PrometheusMetrics,
     @Inject(CONFIG) private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -60,6 +62,9 @@ export class FrameRouter {
       this.limits.admitMutation(frame, connection.tenant);
       await this.dispatch(connection, frame, receivedAt);
     } catch (error) {
+      if (frame.type === 'mutate') {
+        this.prometheus.mutations.inc({ edge: 'websocket', result: SynclineError.is(error) ? error.code : 'INTERNAL' });
+      }
       this.reply(connection, error, frame.id);
     }
   }

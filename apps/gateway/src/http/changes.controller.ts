@@ -15,6 +15,7 @@ import {
 import { requireRead, requireWrite } from '../auth/authorize.js';
 import type { Principal } from '../auth/token-verifier.js';
 import { RateLimits } from '../limits/rate-limits.js';
+import { PrometheusMetrics } from '../telemetry/prometheus-metrics.js';
 import { MutationService } from '../mutations/mutation.service.js';
 import { SyncService } from '../sync/sync.service.js';
 import { HttpAuth } from './http-auth.js';
@@ -32,6 +33,7 @@ export class ChangesController {
     private readonly syncs: SyncService,
     private readonly mutations: MutationService,
     private readonly limits: RateLimits,
+    private readonly prometheus: PrometheusMetrics,
   ) {}
 
   /**
@@ -107,6 +109,7 @@ export class ChangesController {
       };
     } catch (error) {
       const failure = SynclineError.is(error) ? error : new SynclineError(ErrorCode.INTERNAL, 'internal error');
+      this.prometheus.mutations.inc({ edge: 'http', result: failure.code });
       return {
         index,
         ...(mutationId === undefined ? {} : { mutationId }),

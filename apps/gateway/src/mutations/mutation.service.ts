@@ -33,6 +33,7 @@ import {
 } from '@syncline/platform';
 import type { GatewayConfig } from '../config.js';
 import type { Connection } from '../connections/connection.js';
+import { PrometheusMetrics } from '../telemetry/prometheus-metrics.js';
 import { OutcomeAcks } from './outcome-acks.js';
 import { PublishCoalescer } from './publish-coalescing.js';
 
@@ -58,6 +59,7 @@ export class MutationService {
 
   constructor(
     private readonly outcomeAcks: OutcomeAcks,
+    private readonly prometheus: PrometheusMetrics,
     @Inject(NATS) private readonly nats: NatsConnection,
     @Inject(CONFIG) private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -136,6 +138,7 @@ export class MutationService {
         ),
       );
       endSpan(span);
+      this.prometheus.mutations.inc({ edge: author.connectionId ? 'websocket' : 'http', result: 'accepted' });
       return { duplicate: ack.duplicate };
     } catch (error) {
       endSpan(span, error);

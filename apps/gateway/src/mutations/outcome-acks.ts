@@ -4,6 +4,7 @@ import { Subjects, outcomeMessageSchema } from '@syncline/contracts';
 import { CONFIG, LOGGER, NATS, decodeJson, type Logger } from '@syncline/platform';
 import type { GatewayConfig } from '../config.js';
 import { ConnectionRegistry } from '../connections/connection.registry.js';
+import { PrometheusMetrics } from '../telemetry/prometheus-metrics.js';
 
 /**
  * Turns the workers' outcome messages into the author's final `ack` (applied, merged or
@@ -15,6 +16,7 @@ export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdow
 
   constructor(
     private readonly connections: ConnectionRegistry,
+    private readonly prometheus: PrometheusMetrics,
     @Inject(NATS) private readonly nats: NatsConnection,
     @Inject(CONFIG) private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -45,6 +47,7 @@ export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdow
           return;
         }
         const { connectionId, ...outcome } = parsed.data;
+        if (outcome.strategy) this.prometheus.conflicts.inc({ strategy: outcome.strategy, status: outcome.status });
         const connection = this.connections.get(connectionId);
         if (!connection) return;
         const frameId = connection.awaitingOutcome.get(outcome.mutationId);

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { metrics, type Histogram } from '@opentelemetry/api';
+import { PrometheusMetrics } from './prometheus-metrics.js';
 
 /**
  * End-to-end latency: from the moment a gateway received a mutation to the moment a gateway
@@ -8,6 +9,8 @@ import { metrics, type Histogram } from '@opentelemetry/api';
  */
 @Injectable()
 export class DeliveryMetrics {
+  constructor(private readonly prometheus: PrometheusMetrics) {}
+
   private readonly latency: Histogram = metrics
     .getMeter('syncline-gateway')
     .createHistogram('syncline.delivery.latency', {
@@ -18,6 +21,7 @@ export class DeliveryMetrics {
 
   recordDelivery(receivedAt: number, recipients: number): void {
     const elapsed = Date.now() - receivedAt;
+    this.prometheus.deliveryLatency.observe(elapsed / 1000);
     for (let i = 0; i < recipients; i++) this.latency.record(elapsed);
   }
 }

@@ -8,6 +8,8 @@ import type {
   OutcomeQueryResult,
   SnapshotQuery,
   SnapshotQueryResult,
+  StatsQuery,
+  StatsQueryResult,
   VectorClockRecord,
 } from '@syncline/contracts';
 import { DATA_SOURCE } from '@syncline/platform';
@@ -42,6 +44,20 @@ export class QueryRepository {
       hasMore: rows.length > query.limit,
       prunedThroughSeq: Number(horizon[0]?.pruned_through_seq ?? 0),
     };
+  }
+
+  async health(): Promise<{ postgres: 'ok' }> {
+    await this.dataSource.query('SELECT 1');
+    return { postgres: 'ok' };
+  }
+
+  async stats(query: StatsQuery): Promise<StatsQueryResult> {
+    const [row]: Array<{ changes: string; entities: string }> = await this.dataSource.query(
+      `SELECT (SELECT count(*) FROM changes WHERE tenant = $1) AS changes,
+              (SELECT count(*) FROM entities WHERE tenant = $1 AND NOT deleted AND version > 0) AS entities`,
+      [query.tenant],
+    );
+    return { changes: Number(row?.changes ?? 0), entities: Number(row?.entities ?? 0) };
   }
 
   async snapshot(query: SnapshotQuery): Promise<SnapshotQueryResult> {

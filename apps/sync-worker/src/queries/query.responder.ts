@@ -9,6 +9,8 @@ import {
   SynclineError,
   changesQuerySchema,
   outcomeQuerySchema,
+  healthQuerySchema,
+  statsQuerySchema,
   snapshotQuerySchema,
 } from '@syncline/contracts';
 import { CONFIG, LOGGER, NATS, decodeJson, encodeJson, replyError, type Logger } from '@syncline/platform';
@@ -32,6 +34,8 @@ export class QueryResponder implements OnApplicationBootstrap, OnApplicationShut
     this.serve(subjects.query(QueryName.changes), changesQuerySchema, (q) => this.queries.changes(q));
     this.serve(subjects.query(QueryName.snapshot), snapshotQuerySchema, (q) => this.queries.snapshot(q));
     this.serve(subjects.query(QueryName.outcome), outcomeQuerySchema, (q) => this.queries.outcome(q));
+    this.serve(subjects.query(QueryName.health), healthQuerySchema, () => this.queries.health());
+    this.serve(subjects.query(QueryName.stats), statsQuerySchema, (q) => this.queries.stats(q));
   }
 
   async onApplicationShutdown(): Promise<void> {

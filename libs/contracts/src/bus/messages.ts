@@ -144,3 +144,18 @@ export const snapshotQueryResultSchema = z.strictObject({
   hasMore: z.boolean(),
 });
 export type SnapshotQueryResult = z.infer<typeof snapshotQueryResultSchema>;
+
+/** Query: whether a worker reaches PostgreSQL (for the gateway's readiness). */
+export const healthQuerySchema = z.strictObject({});
+export const healthQueryResultSchema = z.strictObject({ postgres: z.literal('ok') });
+
+/** Query: how much one tenant has stored. */
+export const statsQuerySchema = z.strictObject({ tenant: tenantSchema });
+export type StatsQuery = z.infer<typeof statsQuerySchema>;
+export const statsQueryResultSchema = z.strictObject({
+  /** Committed changes in the change log (within retention). */
+  changes: z.number().int().nonnegative(),
+  /** Entities that exist (not deleted). */
+  entities: z.number().int().nonnegative(),
+});
+export type StatsQueryResult = z.infer<typeof statsQueryResultSchema>;
