@@ -192,9 +192,9 @@ const SAMPLE_CONFIG = fileURLToPath(new URL('../deploy/nats/ingest-permissions.c
 /** The sample permissions, enforced by a nats-server of their own. */
 describe('sample NATS permissions for ingest (deploy/nats/ingest-permissions.conf)', () => {
   const passwords = {
-    SYNC_SERVICES_PASSWORD: randomBytes(12).toString('hex'),
-    BILLING_PASSWORD: randomBytes(12).toString('hex'),
-    WAREHOUSE_PASSWORD: randomBytes(12).toString('hex'),
+    SYNC_SERVICES_PASSWORD: `pw${randomBytes(12).toString('hex')}`,
+    BILLING_PASSWORD: `pw${randomBytes(12).toString('hex')}`,
+    WAREHOUSE_PASSWORD: `pw${randomBytes(12).toString('hex')}`,
   };
   let dir: string;
   let server: ChildProcess | undefined;
