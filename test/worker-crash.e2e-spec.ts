@@ -22,6 +22,8 @@ describe('a worker killed under load', () => {
       gateways: 1,
       workers: 2,
       env: { WORKER_ACK_WAIT_MS: '2000', WORKER_BATCH_SIZE: '50' },
+      // One client sends the whole load as fast as it can: above the per-connection rate limit.
+      serviceEnv: { gateway: { RATE_LIMIT_FRAMES_PER_SECOND: '100000' } },
     });
     client = await TestClient.connect(
       system.gateways[0]!.url,
