@@ -128,6 +128,10 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     await this.flushSaves();
   }
 
+  get clientId(): string {
+    return this.options.clientId;
+  }
+
   /** The entity types `subscribe()` subscribes to when called without arguments. */
   get entityTypes(): readonly string[] {
     return this.options.entityTypes;
@@ -401,6 +405,12 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     });
     if (reply.type === 'sync_required') {
       this.emit('sync:required', { entityType, reason: reply.payload.reason });
+      await this.resync(entityType);
+      return;
+    }
+    if (reply.type === 'error' && reply.payload.code === 'INVALID_CURSOR' && cursor) {
+      // A cursor the server does not recognise (another deployment, a corrupted store): start over.
+      this.emit('sync:required', { entityType, reason: 'invalid_cursor' });
       await this.resync(entityType);
       return;
     }

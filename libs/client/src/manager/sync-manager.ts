@@ -121,7 +121,7 @@ export class SyncManager {
     this.client =
       options.client instanceof DifferentialSyncClient ? options.client : new DifferentialSyncClient(options.client);
     this.storage = options.storage ?? clientOptions?.storage ?? new MemoryStorage();
-    this.storageKey = `syncline-manager/${clientOptions?.clientId ?? 'default'}`;
+    this.storageKey = `syncline-manager/${this.client.clientId}`;
     this.config = { ...DEFAULT_CONFIG, ...options.config };
     this.listen();
   }
