@@ -7,6 +7,7 @@ import {
   SyncPositions,
   SynclineError,
   changesQueryResultSchema,
+  entityIdSchema,
   snapshotQueryResultSchema,
   type ChangeEvent,
   type DeltaPayload,
@@ -15,6 +16,7 @@ import {
   type SyncResponsePayload,
 } from '@syncline/contracts';
 import { CONFIG, NATS, requestJson } from '@syncline/platform';
+import { z } from 'zod';
 import type { GatewayConfig } from '../config.js';
 import type { Connection } from '../connections/connection.js';
 import { StreamPositionService } from '../fanout/stream-position.service.js';
@@ -195,12 +197,20 @@ function encodePageToken(page: SnapshotPage): string {
   return Buffer.from(JSON.stringify(page)).toString('base64url');
 }
 
+/** A page token comes back from the client: it is outside input like any other. */
+const snapshotPageSchema = z.strictObject({
+  after: entityIdSchema,
+  seq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+});
+
 function decodePageToken(token: string): SnapshotPage {
+  let decoded: unknown;
   try {
-    const page = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Partial<SnapshotPage>;
-    if (typeof page.after === 'string' && Number.isSafeInteger(page.seq)) return page as SnapshotPage;
+    decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
   } catch {
-    // fall through
+    decoded = undefined;
   }
-  throw new SynclineError(ErrorCode.VALIDATION_FAILED, 'invalid pageToken');
+  const page = snapshotPageSchema.safeParse(decoded);
+  if (!page.success) throw new SynclineError(ErrorCode.VALIDATION_FAILED, 'invalid pageToken');
+  return page.data;
 }

@@ -8,7 +8,14 @@ import {
   type ConsumerMessages,
   type JsMsg,
 } from '@nats-io/jetstream';
-import { Header, Subjects, WORKER_CONSUMER, mutationMessageSchema, type MutationMessage } from '@syncline/contracts';
+import {
+  Header,
+  Subjects,
+  WORKER_CONSUMER,
+  findUnsafeJson,
+  mutationMessageSchema,
+  type MutationMessage,
+} from '@syncline/contracts';
 import {
   CONFIG,
   LOGGER,
@@ -145,6 +152,12 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       void this.reject(msg, 'not valid JSON');
       return undefined;
     }
+    // The same safe-JSON rules as every edge: a backend service publishes here directly.
+    const unsafe = findUnsafeJson(body);
+    if (unsafe) {
+      void this.reject(msg, `unsafe: ${unsafe}`);
+      return undefined;
+    }
     const parsed = mutationMessageSchema.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -216,7 +229,10 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     }
     const publication = this.publisher
       .publishCommitted(result.committed)
-      .then(() => this.outcomes.notify(result.outcomes));
+      .then(() => this.outcomes.notify(result.outcomes))
+      // Committed changes are in the outbox: the relay publishes what failed here. Nothing here
+      // may end the process.
+      .catch((error: unknown) => this.logger.error({ err: error }, 'publishing a committed batch failed'));
     this.publishing.add(publication);
     void publication.finally(() => this.publishing.delete(publication));
     while (this.publishing.size > MAX_BATCHES_PUBLISHING) await Promise.race(this.publishing);

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Subjects, type OutcomeMessage } from '@syncline/contracts';
-import { CONFIG, NATS, encodeJson } from '@syncline/platform';
+import { NAME_PATTERN, Subjects, type OutcomeMessage } from '@syncline/contracts';
+import { CONFIG, LOGGER, NATS, encodeJson, type Logger } from '@syncline/platform';
 import type { SyncWorkerConfig } from '../config.js';
 import type { MutationOutcome } from '../mutations/incoming-mutation.js';
 
@@ -17,6 +17,7 @@ export class OutcomeNotifier {
   constructor(
     @Inject(NATS) private readonly nats: NatsConnection,
     @Inject(CONFIG) config: SyncWorkerConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {
     this.subjects = new Subjects(config.SYNC_NAMESPACE);
   }
@@ -25,6 +26,12 @@ export class OutcomeNotifier {
     for (const outcome of outcomes) {
       const { gatewayId, connectionId, mutation } = outcome.incoming;
       if (!gatewayId || !connectionId) continue;
+      // Headers are outside input too (a backend service may set anything): a gateway id that is
+      // no subject token has no gateway to answer, and must not stop the worker.
+      if (!NAME_PATTERN.test(gatewayId)) {
+        this.logger.debug({ gatewayId: gatewayId.slice(0, 80) }, 'outcome for an invalid gateway id dropped');
+        continue;
+      }
       const message: OutcomeMessage = {
         connectionId,
         mutationId: mutation.mutationId,
