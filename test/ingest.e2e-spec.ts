@@ -155,6 +155,15 @@ describe('ingest: mutations published by backend services over NATS', () => {
     expect(system.isRunning('sync-worker', 0)).toBe(true);
   });
 
+  it('refuses a timestamp from the future, which would win every last-write-wins comparison', async () => {
+    const subject = invoiceSubject('inv-8');
+    const tenMinutesAhead = `${String(Date.now() + 600_000).padStart(15, '0')}:00000:billing`;
+    const future = await publish(subject, { ...invoiceMutation('inv-8'), hlc: tenMinutesAhead });
+    await processed(future.seq);
+    expect((await rejectionsOf(subject)).map((r) => r.reason)).toEqual([expect.stringMatching(/^clock skew: /)]);
+    expect(await entityRow('acme', 'invoices', 'inv-8')).toBeUndefined();
+  });
+
   it('publishes upsert, patch and delete with @syncline/publisher, seen in version order', async () => {
     const publisher = createPublisher({
       jetstream: js,

@@ -12,6 +12,12 @@ export const syncWorkerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.shap
    * slower commits.
    */
   WORKER_ACK_WAIT_MS: positiveInt(30_000),
+  /**
+   * How far ahead of the worker's clock a mutation's HLC may be. Gateways check client mutations
+   * already; this holds for what backend services publish straight onto NATS, where a timestamp
+   * in the future would win every last-write-wins comparison.
+   */
+  MAX_CLOCK_SKEW_MS: positiveInt(60_000),
   /** Apply pending migrations at boot (under an advisory lock, so replicas migrate once). */
   MIGRATE_ON_BOOT: z
     .enum(['true', 'false'])

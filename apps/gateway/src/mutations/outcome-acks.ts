@@ -50,6 +50,9 @@ export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdow
         if (outcome.strategy) this.prometheus.conflicts.inc({ strategy: outcome.strategy, status: outcome.status });
         const connection = this.connections.get(connectionId);
         if (!connection) return;
+        // Only the answer to a mutation this connection sent: headers on a message published
+        // straight onto NATS must not let anyone else write into a client's connection.
+        if (!connection.awaitingOutcome.has(outcome.mutationId)) return;
         const frameId = connection.awaitingOutcome.get(outcome.mutationId);
         connection.awaitingOutcome.delete(outcome.mutationId);
         connection.send('ack', outcome, frameId);

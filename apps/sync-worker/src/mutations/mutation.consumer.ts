@@ -10,6 +10,7 @@ import {
 } from '@nats-io/jetstream';
 import {
   Header,
+  HybridLogicalClock,
   Subjects,
   WORKER_CONSUMER,
   findUnsafeJson,
@@ -58,6 +59,8 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
   private draining: Promise<void> | undefined;
   /** Publications of committed batches still under way. */
   private readonly publishing = new Set<Promise<void>>();
+  /** Only to measure how far ahead a mutation's timestamp is. */
+  private readonly clock: HybridLogicalClock;
   private readonly subjects: Subjects;
 
   constructor(
@@ -71,6 +74,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     @Inject(TELEMETRY) private readonly telemetry: Telemetry,
   ) {
     this.subjects = new Subjects(config.SYNC_NAMESPACE);
+    this.clock = new HybridLogicalClock(config.INSTANCE_ID ?? 'sync-worker');
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -162,6 +166,11 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       void this.reject(msg, `schema: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
+      return undefined;
+    }
+    const skew = this.clock.skewOf(parsed.data.hlc);
+    if (skew > this.config.MAX_CLOCK_SKEW_MS) {
+      void this.reject(msg, `clock skew: hlc is ${skew} ms ahead of the worker's clock`);
       return undefined;
     }
     if (!this.isOnOwnSubject(msg, parsed.data)) {
