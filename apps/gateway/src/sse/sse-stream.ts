@@ -1,5 +1,5 @@
 import type { ConsumerMessages } from '@nats-io/jetstream';
-import type { SseEventType } from '@syncline/contracts';
+import { ErrorCode, type SseEventType } from '@syncline/contracts';
 import type { Principal } from '../auth/token-verifier.js';
 import { deltaPayloadJson, toChangeMessage, type ChangeMessage } from '../fanout/change-message.js';
 import type { HttpResponse } from '../http/http-types.js';
@@ -64,7 +64,10 @@ export class SseStream {
     if (events && !events.has(eventTypeOf(change))) return;
     this.write(`id: ${epoch}:${change.seq}\nevent: delta\ndata: ${deltaPayloadJson(change, epoch)}\n\n`);
     if (this.response.writableLength > this.options.maxBufferedBytes) {
-      this.end('error', { code: 'SLOW_CONSUMER', message: 'too far behind: reconnect with Last-Event-ID' });
+      this.end('error', {
+        code: ErrorCode.LIMIT_EXCEEDED,
+        message: 'slow consumer: too far behind, reconnect with Last-Event-ID',
+      });
     }
   }
 
@@ -74,7 +77,7 @@ export class SseStream {
     const remaining = Math.min(expiresAt * 1000 - Date.now(), 2 ** 31 - 1);
     this.timers.push(
       setTimeout(
-        () => this.end('error', { code: 'AUTH_EXPIRED', message: 'token expired: reconnect with a fresh one' }),
+        () => this.end('error', { code: ErrorCode.AUTH_EXPIRED, message: 'token expired: reconnect with a fresh one' }),
         remaining,
       ),
     );

@@ -66,7 +66,8 @@ export class SseService implements OnApplicationShutdown {
   }
 
   onApplicationShutdown(): void {
-    for (const stream of this.streams) stream.end('error', { code: 'GOING_AWAY', message: 'gateway shutting down' });
+    for (const stream of this.streams)
+      stream.end('error', { code: ErrorCode.UNAVAILABLE, message: 'gateway shutting down: reconnect' });
   }
 
   /** The first stream sequence to send, or undefined when the cursor is past serving. */
