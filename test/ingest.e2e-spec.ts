@@ -11,6 +11,7 @@ import { PermissionViolationError, RequestError, type NatsConnection } from '@na
 import { connect } from '@nats-io/transport-node';
 import { createPublisher } from '@syncline/publisher';
 import { eventually } from './support/eventually.js';
+import { SseClient } from './support/sse-client.js';
 import { TestSystem } from './support/system.js';
 import { TestClient, hlcNow } from './support/ws-client.js';
 
@@ -85,7 +86,15 @@ describe('ingest: mutations published by backend services over NATS', () => {
     return system.query<{ reason: string }>('SELECT reason FROM rejected_messages WHERE subject = $1', [subject]);
   }
 
-  it('delivers a mutation published with a plain NATS client to subscribers and stores the entity', async () => {
+  it('delivers a mutation published with a plain NATS client to WebSocket and SSE subscribers', async () => {
+    const token = await system.mintToken({
+      sub: 'dashboard',
+      tenant: 'acme',
+      claims: { permissions: { read: ['invoices'] } },
+    });
+    const sse = await SseClient.open(`${system.gateways[0]!.httpUrl}/api/v1/sync/events?entityTypes=invoices`, {
+      authorization: `Bearer ${token}`,
+    });
     const body = invoiceMutation('inv-1');
     const ack = await publish(invoiceSubject('inv-1'), body, `acme:${String(body['mutationId'])}`);
     expect(ack.duplicate).toBe(false);
@@ -98,6 +107,12 @@ describe('ingest: mutations published by backend services over NATS', () => {
       data: { amount: 120, currency: 'EUR' },
       deleted: false,
     });
+    try {
+      await eventually(() => sse.deltas().find((d) => d.entityId === 'inv-1'), 'the SSE subscriber to see inv-1');
+      expect(sse.deltas()[0]).toMatchObject({ entityType: 'invoices', entityId: 'inv-1', version: 1 });
+    } finally {
+      await sse.close();
+    }
   });
 
   it('applies a mutation once, whether JetStream or the ledger catches the copy', async () => {
