@@ -205,6 +205,8 @@ function startService(app, instanceId, readyMsg, extraEnv = {}) {
     INSTANCE_ID: instanceId,
     GATEWAY_PORT: '0',
     GATEWAY_HOST: '127.0.0.1',
+    MONITORING_PORT: '0',
+    MONITORING_HOST: '127.0.0.1',
     JWT_SECRET,
     // The benchmark measures the data path at rates above the abuse limits' defaults.
     RATE_LIMIT_FRAMES_PER_SECOND: '100000',

@@ -304,7 +304,7 @@ function onSignal(signal) {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-async function banner(gatewayReady, demoUrl) {
+async function banner(gatewayReady, demoUrl, monitored) {
   const show = (url) => String(url).replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//127.0.0.1:');
   const tenant = 'acme';
   const user = 'dev';
@@ -321,7 +321,10 @@ async function banner(gatewayReady, demoUrl) {
   say('');
   say(`  Demo page   ${bold(demoUrl)}   (open it in two windows)`);
   say(`  WebSocket   ${bold(show(gatewayReady.url))}`);
-  say(`  HTTP        ${bold(show(gatewayReady.httpUrl))}`);
+  say(`  HTTP        ${bold(show(gatewayReady.httpUrl))}   (/ready, /metrics, /api/v1/...)`);
+  say(
+    `  Monitoring  ${monitored.map((ready) => `${ready.service ?? ''} ${show(ready.monitoringUrl)}`.trim()).join(', ')}`,
+  );
   say(`  Protocols   ["syncline.v1", "bearer.<token>"]`);
   say('');
   say(`  Dev token (tenant "${tenant}", user "${user}", valid 12 h):`);
@@ -344,9 +347,15 @@ async function main() {
     GATEWAY_PORT: process.env.GATEWAY_PORT ?? '3000',
   };
   say(dim('starting sync-worker (migrations, streams)...'));
-  await waitReady(startService('sync-worker', env));
-  const others = [startService('conflict-service', env), startService('gateway', env)];
-  const [, gatewayReady] = await Promise.all(others.map(waitReady));
+  // On one host the services need their own monitoring ports (in containers each takes 9090).
+  const workerReady = await waitReady(
+    startService('sync-worker', { ...env, MONITORING_PORT: process.env.WORKER_MONITORING_PORT ?? '9091' }),
+  );
+  const others = [
+    startService('conflict-service', { ...env, MONITORING_PORT: process.env.CONFLICT_MONITORING_PORT ?? '9092' }),
+    startService('gateway', env),
+  ];
+  const [conflictReady, gatewayReady] = await Promise.all(others.map(waitReady));
   const demoPort = Number(process.env.DEMO_PORT ?? 3001);
   const secret = process.env.JWT_SECRET ?? DEVELOPMENT_JWT_SECRET;
   await startDemoServer({
@@ -355,7 +364,7 @@ async function main() {
     wsUrl: String(gatewayReady.url).replace('//0.0.0.0:', '//127.0.0.1:'),
     mintToken: (claims) => mintToken({ ...claims, secret }),
   });
-  await banner(gatewayReady, `http://127.0.0.1:${demoPort}/`);
+  await banner(gatewayReady, `http://127.0.0.1:${demoPort}/`, [workerReady, conflictReady]);
 }
 
 main().catch((error) => {

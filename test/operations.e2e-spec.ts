@@ -82,6 +82,36 @@ describe('operations endpoints', () => {
     });
   });
 
+  it('serves probes and metrics of the worker and the conflict service on their monitoring port', async () => {
+    const worker = String(system.instance('sync-worker', 0).ready['monitoringUrl']);
+    const conflicts = String(system.instance('conflict-service', 0).ready['monitoringUrl']);
+    const fetchText = async (url: string) => {
+      const response = await fetch(url);
+      return { status: response.status, text: await response.text() };
+    };
+    expect(await fetchText(`${worker}/health`)).toEqual({ status: 200, text: '{"status":"ok"}' });
+    expect(JSON.parse((await fetchText(`${worker}/ready`)).text)).toEqual({
+      status: 'ready',
+      checks: { nats: 'ok', postgres: 'ok', mutationsConsumer: 'ok' },
+    });
+    expect(JSON.parse((await fetchText(`${conflicts}/ready`)).text)).toEqual({
+      status: 'ready',
+      checks: { nats: 'ok', postgres: 'ok' },
+    });
+    const workerMetrics = (await fetchText(`${worker}/metrics`)).text;
+    const processed = [...workerMetrics.matchAll(/^syncline_worker_mutations_total\{status="(\w+)"[^}]*\} (\d+)$/gm)];
+    expect(processed.reduce((sum, [, , n]) => sum + Number(n), 0)).toBe(3); // applied, or merged for the conflict
+    expect(workerMetrics).toMatch(
+      /^syncline_conflicts_resolved_total\{strategy="merge",status="(merged|applied)"[^}]*\} 1$/m,
+    );
+    expect(workerMetrics).toMatch(/^syncline_worker_batch_duration_seconds_count/m);
+    expect(workerMetrics).toMatch(/^syncline_sync_worker_process_cpu_seconds_total/m);
+    const conflictMetrics = (await fetchText(`${conflicts}/metrics`)).text;
+    expect(conflictMetrics).toMatch(
+      /^syncline_conflict_resolutions_total\{strategy="merge",winner="[a-z]+"[^}]*\} 1$/m,
+    );
+  });
+
   it('stays ready without workers, and says PostgreSQL is out of reach', async () => {
     await system.kill('sync-worker', 0, 'SIGKILL');
     try {

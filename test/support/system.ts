@@ -371,6 +371,9 @@ export class TestSystem {
       LOG_LEVEL: 'info',
       GATEWAY_PORT: '0',
       GATEWAY_HOST: '127.0.0.1',
+      // Any free port: several workers and conflict services run side by side.
+      MONITORING_PORT: '0',
+      MONITORING_HOST: '127.0.0.1',
       NODE_ENV: 'test',
       OUTBOX_RELAY_GRACE_MS: '500',
       ...options.env,

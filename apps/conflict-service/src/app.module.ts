@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { DATA_SOURCE, runtimeProviders, type Runtime } from '@syncline/platform';
+import { DATA_SOURCE, METRICS_REGISTRY, runtimeProviders, type Runtime } from '@syncline/platform';
+import type { Registry } from 'prom-client';
 import { AdminRepository } from './admin/admin.repository.js';
 import { AdminResponder } from './admin/admin.responder.js';
 import type { ConflictServiceConfig } from './config.js';
@@ -11,12 +12,13 @@ import { ResolutionService } from './resolution/resolution.service.js';
 
 @Module({})
 export class AppModule {
-  static register(runtime: Runtime<ConflictServiceConfig>, dataSource: DataSource): DynamicModule {
+  static register(runtime: Runtime<ConflictServiceConfig>, dataSource: DataSource, registry: Registry): DynamicModule {
     return {
       module: AppModule,
       providers: [
         ...runtimeProviders(runtime),
         { provide: DATA_SOURCE, useValue: dataSource },
+        { provide: METRICS_REGISTRY, useValue: registry },
         PolicyRepository,
         PolicyService,
         ResolutionService,

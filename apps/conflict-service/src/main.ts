@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { createDataSource } from '@syncline/persistence';
-import { bootRuntime, onShutdownSignal } from '@syncline/platform';
+import { bootRuntime, createMetricsRegistry, onShutdownSignal, startMonitoring } from '@syncline/platform';
 import { AppModule } from './app.module.js';
 import { conflictServiceEnvSchema } from './config.js';
 
@@ -14,13 +14,25 @@ const dataSource = createDataSource({
 });
 await dataSource.initialize();
 
-const app = await NestFactory.createApplicationContext(AppModule.register(runtime, dataSource), {
+const registry = createMetricsRegistry('conflict-service', config.INSTANCE_ID ?? 'conflict-service');
+const app = await NestFactory.createApplicationContext(AppModule.register(runtime, dataSource, registry), {
   logger: ['error', 'warn'],
 });
 await app.init();
-logger.info('conflict service ready');
+const monitoring = await startMonitoring({
+  config,
+  registry,
+  checks: {
+    nats: async () => {
+      if (nats.isClosed()) throw new Error('NATS connection closed');
+    },
+    postgres: () => dataSource.query('SELECT 1'),
+  },
+});
+logger.info({ monitoringUrl: monitoring.url }, 'conflict service ready');
 
 onShutdownSignal(logger, async () => {
+  await monitoring.close();
   await app.close();
   await nats.drain();
   await dataSource.destroy();

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { DATA_SOURCE, runtimeProviders, type Runtime } from '@syncline/platform';
+import { DATA_SOURCE, METRICS_REGISTRY, runtimeProviders, type Runtime } from '@syncline/platform';
+import type { Registry } from 'prom-client';
 import type { SyncWorkerConfig } from './config.js';
 import { ConflictClient } from './conflicts/conflict.client.js';
 import { BatchProcessor } from './mutations/batch-processor.service.js';
@@ -14,15 +15,18 @@ import { OutcomeNotifier } from './outcomes/outcome-notifier.js';
 import { QueryRepository } from './queries/query.repository.js';
 import { QueryResponder } from './queries/query.responder.js';
 import { RetentionJob } from './retention/retention.job.js';
+import { WorkerMetrics } from './telemetry/worker-metrics.js';
 
 @Module({})
 export class AppModule {
-  static register(runtime: Runtime<SyncWorkerConfig>, dataSource: DataSource): DynamicModule {
+  static register(runtime: Runtime<SyncWorkerConfig>, dataSource: DataSource, registry: Registry): DynamicModule {
     return {
       module: AppModule,
       providers: [
         ...runtimeProviders(runtime),
         { provide: DATA_SOURCE, useValue: dataSource },
+        { provide: METRICS_REGISTRY, useValue: registry },
+        WorkerMetrics,
         EntityStoreRepository,
         RejectedMessageRepository,
         ConflictClient,

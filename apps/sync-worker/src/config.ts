@@ -1,34 +1,37 @@
 import { z } from 'zod';
-import { commonEnvSchema, databaseEnvSchema, positiveInt } from '@syncline/platform';
+import { commonEnvSchema, databaseEnvSchema, monitoringEnvSchema, positiveInt } from '@syncline/platform';
 
-export const syncWorkerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.shape).extend({
-  /** Most mutations committed in one PostgreSQL transaction. */
-  WORKER_BATCH_SIZE: positiveInt(500),
-  /** Messages fetched ahead of processing, per worker. */
-  WORKER_PREFETCH: positiveInt(1000),
-  /**
-   * Time a worker has to commit a batch before JetStream hands it to another worker. Set when the
-   * shared consumer is created; shorter means faster takeover after a crash, longer tolerates
-   * slower commits.
-   */
-  WORKER_ACK_WAIT_MS: positiveInt(30_000),
-  /**
-   * How far ahead of the worker's clock a mutation's HLC may be. Gateways check client mutations
-   * already; this holds for what backend services publish straight onto NATS, where a timestamp
-   * in the future would win every last-write-wins comparison.
-   */
-  MAX_CLOCK_SKEW_MS: positiveInt(60_000),
-  /** Apply pending migrations at boot (under an advisory lock, so replicas migrate once). */
-  MIGRATE_ON_BOOT: z
-    .enum(['true', 'false'])
-    .default('true')
-    .transform((value) => value === 'true'),
-  /** How often the outbox relay looks for committed changes not yet in CHANGES. */
-  OUTBOX_RELAY_INTERVAL_MS: positiveInt(1000),
-  /** A change unpublished for this long is taken over by the relay (its publisher likely died). */
-  OUTBOX_RELAY_GRACE_MS: positiveInt(2000),
-  /** The change log and the idempotency ledger keep this many hours. */
-  CHANGE_LOG_RETENTION_HOURS: positiveInt(24 * 30),
-  RETENTION_INTERVAL_MS: positiveInt(60 * 60 * 1000),
-});
+export const syncWorkerEnvSchema = commonEnvSchema
+  .extend(databaseEnvSchema.shape)
+  .extend(monitoringEnvSchema.shape)
+  .extend({
+    /** Most mutations committed in one PostgreSQL transaction. */
+    WORKER_BATCH_SIZE: positiveInt(500),
+    /** Messages fetched ahead of processing, per worker. */
+    WORKER_PREFETCH: positiveInt(1000),
+    /**
+     * Time a worker has to commit a batch before JetStream hands it to another worker. Set when the
+     * shared consumer is created; shorter means faster takeover after a crash, longer tolerates
+     * slower commits.
+     */
+    WORKER_ACK_WAIT_MS: positiveInt(30_000),
+    /**
+     * How far ahead of the worker's clock a mutation's HLC may be. Gateways check client mutations
+     * already; this holds for what backend services publish straight onto NATS, where a timestamp
+     * in the future would win every last-write-wins comparison.
+     */
+    MAX_CLOCK_SKEW_MS: positiveInt(60_000),
+    /** Apply pending migrations at boot (under an advisory lock, so replicas migrate once). */
+    MIGRATE_ON_BOOT: z
+      .enum(['true', 'false'])
+      .default('true')
+      .transform((value) => value === 'true'),
+    /** How often the outbox relay looks for committed changes not yet in CHANGES. */
+    OUTBOX_RELAY_INTERVAL_MS: positiveInt(1000),
+    /** A change unpublished for this long is taken over by the relay (its publisher likely died). */
+    OUTBOX_RELAY_GRACE_MS: positiveInt(2000),
+    /** The change log and the idempotency ledger keep this many hours. */
+    CHANGE_LOG_RETENTION_HOURS: positiveInt(24 * 30),
+    RETENTION_INTERVAL_MS: positiveInt(60 * 60 * 1000),
+  });
 export type SyncWorkerConfig = z.infer<typeof syncWorkerEnvSchema>;

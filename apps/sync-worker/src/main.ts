@@ -1,8 +1,15 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { Subjects } from '@syncline/contracts';
+import { Subjects, WORKER_CONSUMER } from '@syncline/contracts';
 import { createDataSource, runMigrations } from '@syncline/persistence';
-import { bootRuntime, ensureStreams, jetstreamManager, onShutdownSignal } from '@syncline/platform';
+import {
+  bootRuntime,
+  createMetricsRegistry,
+  ensureStreams,
+  jetstreamManager,
+  onShutdownSignal,
+  startMonitoring,
+} from '@syncline/platform';
 import { AppModule } from './app.module.js';
 import { syncWorkerEnvSchema } from './config.js';
 
@@ -26,13 +33,27 @@ if (config.MIGRATE_ON_BOOT) {
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 }
 
-const app = await NestFactory.createApplicationContext(AppModule.register(runtime, dataSource), {
+const registry = createMetricsRegistry('sync-worker', config.INSTANCE_ID ?? 'sync-worker');
+const app = await NestFactory.createApplicationContext(AppModule.register(runtime, dataSource, registry), {
   logger: ['error', 'warn'],
 });
 await app.init();
-logger.info('sync worker ready');
+const jsm = await jetstreamManager(nats);
+const monitoring = await startMonitoring({
+  config,
+  registry,
+  checks: {
+    nats: async () => {
+      if (nats.isClosed()) throw new Error('NATS connection closed');
+    },
+    postgres: () => dataSource.query('SELECT 1'),
+    mutationsConsumer: () => jsm.consumers.info(config.MUTATIONS_STREAM, WORKER_CONSUMER.durableName),
+  },
+});
+logger.info({ monitoringUrl: monitoring.url }, 'sync worker ready');
 
 onShutdownSignal(logger, async () => {
+  await monitoring.close();
   await app.close();
   await nats.drain();
   await dataSource.destroy();

@@ -6,3 +6,4 @@ export * from './shutdown.js';
 export * from './instance.js';
 export * from './nest.js';
 export * from './boot.js';
+export * from './monitoring.js';

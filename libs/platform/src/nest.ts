@@ -11,6 +11,8 @@ export const LOGGER = Symbol('LOGGER');
 export const TELEMETRY = Symbol('TELEMETRY');
 export const NATS = Symbol('NATS');
 export const DATA_SOURCE = Symbol('DATA_SOURCE');
+/** The service's Prometheus registry (services with a monitoring server). */
+export const METRICS_REGISTRY = Symbol('METRICS_REGISTRY');
 
 export interface Runtime<C> {
   readonly config: C;

@@ -4,6 +4,7 @@ import { ErrorCode, QueueGroup, Subjects, SynclineError, conflictRequestSchema }
 import {
   CONFIG,
   LOGGER,
+  METRICS_REGISTRY,
   NATS,
   TELEMETRY,
   SpanKind,
@@ -15,6 +16,7 @@ import {
   type Logger,
   type Telemetry,
 } from '@syncline/platform';
+import { Counter, type Registry } from 'prom-client';
 import type { ConflictServiceConfig } from '../config.js';
 import { ResolutionService } from './resolution.service.js';
 
@@ -22,6 +24,7 @@ import { ResolutionService } from './resolution.service.js';
 @Injectable()
 export class ResolutionResponder implements OnApplicationBootstrap, OnApplicationShutdown {
   private subscription: Subscription | undefined;
+  private readonly resolved: Counter<'strategy' | 'winner'>;
 
   constructor(
     private readonly resolutions: ResolutionService,
@@ -29,7 +32,15 @@ export class ResolutionResponder implements OnApplicationBootstrap, OnApplicatio
     @Inject(CONFIG) private readonly config: ConflictServiceConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(TELEMETRY) private readonly telemetry: Telemetry,
-  ) {}
+    @Inject(METRICS_REGISTRY) registry: Registry,
+  ) {
+    this.resolved = new Counter({
+      name: 'syncline_conflict_resolutions_total',
+      help: 'Conflicts resolved by this service, by strategy and winner (client, server, merged)',
+      labelNames: ['strategy', 'winner'],
+      registers: [registry],
+    });
+  }
 
   onApplicationBootstrap(): void {
     const subject = new Subjects(this.config.SYNC_NAMESPACE).conflictResolve();
@@ -68,6 +79,7 @@ export class ResolutionResponder implements OnApplicationBootstrap, OnApplicatio
       span.setAttributes({ 'sync.tenant': request.data.tenant, 'sync.entity_type': request.data.entityType });
       const response = await this.resolutions.resolve(request.data);
       span.setAttributes({ 'sync.strategy': response.strategy, 'sync.winner': response.winner });
+      this.resolved.inc({ strategy: response.strategy, winner: response.winner });
       msg.respond(encodeJson(response));
       endSpan(span);
     } catch (error) {

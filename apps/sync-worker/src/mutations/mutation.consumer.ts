@@ -34,6 +34,7 @@ import {
 } from '@syncline/platform';
 import type { SyncWorkerConfig } from '../config.js';
 import { ChangePublisher } from '../outbox/change-publisher.service.js';
+import { WorkerMetrics } from '../telemetry/worker-metrics.js';
 import { OutcomeNotifier } from '../outcomes/outcome-notifier.js';
 import { BatchProcessor } from './batch-processor.service.js';
 import { failureKind, postgresErrorOf } from './failure-kind.js';
@@ -68,6 +69,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     private readonly publisher: ChangePublisher,
     private readonly outcomes: OutcomeNotifier,
     private readonly rejected: RejectedMessageRepository,
+    private readonly metrics: WorkerMetrics,
     @Inject(NATS) private readonly nats: NatsConnection,
     @Inject(CONFIG) private readonly config: SyncWorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -220,6 +222,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     deliveries: readonly Delivery[],
     checkLedger = deliveries.some((d) => d.msg.redelivered),
   ): Promise<void> {
+    const startedAt = performance.now();
     let result;
     try {
       result = await this.processor.process(
@@ -232,6 +235,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       await this.recover(deliveries, error);
       return;
     }
+    this.metrics.recordBatch(result.outcomes, startedAt);
     for (const { msg, span } of deliveries) {
       msg.ack();
       endSpan(span);
