@@ -215,4 +215,15 @@ describe('HTTP and SSE', () => {
     await expired.ended();
     expect(expired.events.map((event) => event.event)).toEqual(['sync_required']);
   });
+
+  // Last: it stops the gateway.
+  it('ends open streams when the gateway stops, so it stops promptly and clients reconnect elsewhere', async () => {
+    const stream = await openStream('entityTypes=feed', await bearer('viewer', 'acme'));
+    const started = Date.now();
+    const exit = await system.kill('gateway', 0, 'SIGTERM');
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - started).toBeLessThan(5000);
+    await stream.ended();
+    expect(stream.events.at(-1)).toMatchObject({ event: 'error', data: expect.stringContaining('UNAVAILABLE') });
+  });
 });

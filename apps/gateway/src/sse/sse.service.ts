@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { ErrorCode, Subjects, SyncPositions, SynclineError, type SseRequest } from '@syncline/contracts';
@@ -11,7 +11,7 @@ import { SseStream } from './sse-stream.js';
 
 /** Opens SSE streams and ends them all when the gateway stops, so clients reconnect elsewhere. */
 @Injectable()
-export class SseService implements OnApplicationShutdown {
+export class SseService implements BeforeApplicationShutdown {
   private readonly streams = new Set<SseStream>();
   private readonly subjects: Subjects;
 
@@ -65,7 +65,8 @@ export class SseService implements OnApplicationShutdown {
     await stream.run();
   }
 
-  onApplicationShutdown(): void {
+  /** Before the HTTP server closes: it waits for open responses, and a stream never ends by itself. */
+  beforeApplicationShutdown(): void {
     for (const stream of this.streams)
       stream.end('error', { code: ErrorCode.UNAVAILABLE, message: 'gateway shutting down: reconnect' });
   }
