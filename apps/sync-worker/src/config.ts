@@ -10,6 +10,12 @@ export const syncWorkerEnvSchema = commonEnvSchema
     /** Messages fetched ahead of processing, per worker. */
     WORKER_PREFETCH: positiveInt(1000),
     /**
+     * How long each pull request for mutations lasts. Heartbeats come at half of it; two missed
+     * ones (the node serving the consumer died) make the worker pull again. Shorter means a
+     * faster recovery from a NATS node failure, at one idle request per interval.
+     */
+    WORKER_PULL_EXPIRES_MS: positiveInt(5_000),
+    /**
      * Time a worker has to commit a batch before JetStream hands it to another worker. Set when the
      * shared consumer is created; shorter means faster takeover after a crash, longer tolerates
      * slower commits.

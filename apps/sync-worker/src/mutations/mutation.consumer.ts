@@ -85,7 +85,10 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       this.config.MUTATIONS_STREAM,
       WORKER_CONSUMER.durableName,
     );
-    this.messages = await consumer.consume({ max_messages: this.config.WORKER_PREFETCH });
+    this.messages = await consumer.consume({
+      max_messages: this.config.WORKER_PREFETCH,
+      expires: this.config.WORKER_PULL_EXPIRES_MS,
+    });
     void this.receive(this.messages);
     this.logger.info(
       { stream: this.config.MUTATIONS_STREAM, consumer: WORKER_CONSUMER.durableName },

@@ -1,6 +1,13 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstream, JetStreamApiCodes, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
 import { Header, MessageIds, Subjects, type ChangeEvent, type MutationOp } from '@syncline/contracts';
 import {
   CONFIG,
@@ -21,6 +28,7 @@ import type { CommittedChange } from '../mutations/batch-processor.service.js';
 import { keyOf, type ChangeRow, type EntityKey } from '../mutations/entity-store.repository.js';
 import { FeedPositions, type FeedPosition } from './feed-positions.js';
 import { OutboxRepository, type PublishedChange } from './outbox.repository.js';
+import { sequenceStoredAfter } from './stored-change.js';
 
 /** Publications recorded in PostgreSQL together, at most this often. */
 const MARK_INTERVAL_MS = 20;
@@ -42,6 +50,7 @@ const MARK_INTERVAL_MS = 20;
 @Injectable()
 export class ChangePublisher implements OnApplicationShutdown {
   private readonly js: JetStreamClient;
+  private jsm: Promise<JetStreamManager> | undefined;
   private readonly subjects: Subjects;
   private readonly positions = new FeedPositions(50_000);
   /** The publication in progress per entity; the next one for that entity waits for it. */
@@ -52,7 +61,7 @@ export class ChangePublisher implements OnApplicationShutdown {
 
   constructor(
     private readonly outbox: OutboxRepository,
-    @Inject(NATS) nats: NatsConnection,
+    @Inject(NATS) private readonly nats: NatsConnection,
     @Inject(CONFIG) private readonly config: SyncWorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(TELEMETRY) private readonly telemetry: Telemetry,
@@ -177,22 +186,35 @@ export class ChangePublisher implements OnApplicationShutdown {
         [Header.receivedAt]: row.receivedAt === null ? undefined : String(row.receivedAt),
       });
       injectTraceContext(headers, parent);
-      const ack = await this.js.publish(
-        this.subjects.change(row.tenant, row.entityType, row.entityId),
-        encodeJson(changeEventOf(row)),
-        {
-          msgID: MessageIds.change(row.tenant, row.entityType, row.entityId, row.version),
+      const subject = this.subjects.change(row.tenant, row.entityType, row.entityId);
+      const msgID = MessageIds.change(row.tenant, row.entityType, row.entityId, row.version);
+      const seq = await this.js
+        .publish(subject, encodeJson(changeEventOf(row)), {
+          msgID,
           headers,
           ...(expectedLastSeq === undefined ? {} : { expect: { lastSubjectSequence: expectedLastSeq } }),
-        },
-      );
-      span.setAttribute('messaging.sequence', ack.seq);
+        })
+        .then(
+          (ack) => ack.seq,
+          async (error: unknown) => {
+            if (expectedLastSeq === undefined || !isWrongLastSequence(error)) throw error;
+            const stored = await this.storedAfter(subject, expectedLastSeq, msgID);
+            if (stored === undefined) throw error;
+            return stored;
+          },
+        );
+      span.setAttribute('messaging.sequence', seq);
       endSpan(span);
-      return ack.seq;
+      return seq;
     } catch (error) {
       endSpan(span, error);
       throw error;
     }
+  }
+
+  private async storedAfter(subject: string, predecessorSeq: number, msgID: string): Promise<number | undefined> {
+    this.jsm ??= jetstreamManager(this.nats, { timeout: this.config.REQUEST_TIMEOUT_MS });
+    return sequenceStoredAfter(await this.jsm, this.config.CHANGES_STREAM, { subject, predecessorSeq, msgID });
   }
 }
 
