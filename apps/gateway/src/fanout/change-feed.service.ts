@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { DeliverPolicy, jetstream, type ConsumerMessages } from '@nats-io/jetstream';
+import type { ConsumerMessages } from '@nats-io/jetstream';
 import { Subjects } from '@syncline/contracts';
 import {
   CONFIG,
@@ -16,6 +16,7 @@ import {
 import type { GatewayConfig } from '../config.js';
 import { DeliveryMetrics } from '../telemetry/delivery-metrics.js';
 import { deltaFrame, toChangeMessage, type ChangeMessage } from './change-message.js';
+import { orderedChanges } from './ordered-changes.js';
 import { StreamPositionService } from './stream-position.service.js';
 import type { Subscription } from './subscription.js';
 
@@ -108,12 +109,12 @@ export class ChangeFeedService implements OnApplicationShutdown {
     // The feed starts right after the stream's current end, so its starting point is known exactly.
     const { lastSeq } = await this.positions.state();
     feed.lastSeq = lastSeq;
-    const consumer = await jetstream(this.nats).consumers.getPushConsumer(this.config.CHANGES_STREAM, {
-      filter_subjects: this.subjects.changesOfType(tenant, entityType),
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: lastSeq + 1,
-    });
-    feed.messages = await consumer.consume();
+    feed.messages = await orderedChanges(
+      this.nats,
+      this.config.CHANGES_STREAM,
+      this.subjects.changesOfType(tenant, entityType),
+      lastSeq + 1,
+    );
     void this.pump(feed, feed.messages);
   }
 

@@ -1,10 +1,10 @@
 import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { ErrorCode, Subjects, SyncPositions, SynclineError, type SseRequest } from '@syncline/contracts';
 import { CONFIG, NATS } from '@syncline/platform';
 import type { Principal } from '../auth/token-verifier.js';
 import type { GatewayConfig } from '../config.js';
+import { orderedChanges } from '../fanout/ordered-changes.js';
 import { StreamPositionService } from '../fanout/stream-position.service.js';
 import type { HttpResponse } from '../http/http-types.js';
 import { SseStream } from './sse-stream.js';
@@ -42,12 +42,12 @@ export class SseService implements BeforeApplicationShutdown {
       response.end(`event: sync_required\ndata: ${JSON.stringify({ reason, cursor })}\n\n`);
       return;
     }
-    const consumer = await jetstream(this.nats).consumers.getPushConsumer(this.config.CHANGES_STREAM, {
-      filter_subjects: this.filterOf(principal.tenant, request),
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: startSeq,
-    });
-    const messages = await consumer.consume();
+    const messages = await orderedChanges(
+      this.nats,
+      this.config.CHANGES_STREAM,
+      this.filterOf(principal.tenant, request),
+      startSeq,
+    );
     const stream = new SseStream(
       response,
       messages,
