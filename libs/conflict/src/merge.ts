@@ -4,8 +4,7 @@ import type { ConflictInput, Resolution } from './types.js';
 import { winnerOf } from './winner.js';
 
 interface MergeContext {
-  /** Per-field last-write-wins decides for the client only when its HLC is strictly later. */
-  readonly clientIsLater: boolean;
+  readonly input: ConflictInput;
   readonly contested: string[];
 }
 
@@ -14,17 +13,17 @@ interface MergeContext {
  * - a value changed on one side only takes that side (a deletion is a change to "absent");
  * - both sides made the same change: that value;
  * - both changed an object differently and both results are objects: merge key by key;
- * - otherwise (arrays and scalars are atomic) the value is contested and the side with the later
- *   entity HLC wins; equal HLCs (the same event) keep the server's value.
+ * - otherwise (arrays and scalars are atomic) the value is contested and the later write wins:
+ *   the client's HLC against the time that value last changed on the server (the entity's HLC
+ *   when that is not known); equal HLCs (the same event) keep the server's value. So an edit
+ *   made offline keeps the fields it changed over values written before it, even when others
+ *   changed other fields since.
  *
  * The entity itself goes through the same rule, so a deletion wins over an unchanged document,
  * a deletion against an edit is decided by HLC, and `contested` then holds `""`.
  */
 export function mergeThreeWay(input: ConflictInput): Resolution {
-  const context: MergeContext = {
-    clientIsLater: Hlc.compare(input.client.hlc, input.server.hlc) > 0,
-    contested: [],
-  };
+  const context: MergeContext = { input, contested: [] };
   const merged = mergeValue(
     input.base ?? undefined,
     input.server.data ?? undefined,
@@ -52,7 +51,23 @@ function mergeValue(
     return mergeObjects(isJsonObject(base) ? base : {}, server, client, path, context);
   }
   context.contested.push(path);
-  return context.clientIsLater ? client : server;
+  return clientWroteLater(context.input, path) ? client : server;
+}
+
+/** Per-field last-write-wins: the client's edit against the server's last change at `path`. */
+function clientWroteLater({ client, server }: ConflictInput, path: string): boolean {
+  const serverWrote = lastChangeAt(server.fieldHlcs, path) ?? server.hlc;
+  return Hlc.compare(client.hlc, serverWrote) > 0;
+}
+
+/** The latest change to the value at `path`: to it, inside it, or to a value enclosing it. */
+function lastChangeAt(fieldHlcs: Readonly<Record<string, string>> | undefined, path: string): string | undefined {
+  let latest: string | undefined;
+  for (const [field, hlc] of Object.entries(fieldHlcs ?? {})) {
+    const related = field === path || field.startsWith(`${path}/`) || path.startsWith(`${field}/`) || field === '';
+    if (related && (latest === undefined || Hlc.compare(hlc, latest) > 0)) latest = hlc;
+  }
+  return latest;
 }
 
 function mergeObjects(

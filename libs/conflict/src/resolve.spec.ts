@@ -103,7 +103,7 @@ describe('merge', () => {
     expect(merged).toEqual({ result: { note: 'x', qty: 2, stage: 'packed' }, winner: 'merged', contested: [] });
   });
 
-  it('resolves a field both sides changed by the later entity HLC', () => {
+  it('resolves a field both sides changed by the later entity HLC when its own change time is unknown', () => {
     expect(mergeThreeWay(input({ a: 0, b: 0 }, { a: 's', b: 1 }, { a: 'c', b: 0 }, true))).toEqual({
       result: { a: 'c', b: 1 },
       winner: 'merged',
@@ -113,6 +113,31 @@ describe('merge', () => {
       a: 's',
       b: 1,
     });
+  });
+
+  it('resolves a contested field by when it last changed on the server, not by the entity', () => {
+    // Offline, the client edited `note` at T1. Meanwhile the server took `note` at T0 < T1 and
+    // `stage` at T2 > T1: the client's note is the later write of that field and wins.
+    const [t0, t1, t2] = [0, 1, 2].map((k) => Hlc.format({ wallMs: 1_732_492_800_000 + k, counter: 0, node: 'n' }));
+    const conflict: ConflictInput = {
+      base: { note: 'a', stage: 'new' },
+      server: { data: { note: 'b', stage: 'packed' }, hlc: t2!, fieldHlcs: { '/note': t0!, '/stage': t2! } },
+      client: { data: { note: 'c', stage: 'new' }, hlc: t1! },
+    };
+    expect(mergeThreeWay(conflict)).toEqual({
+      result: { note: 'c', stage: 'packed' },
+      winner: 'merged',
+      contested: ['/note'],
+    });
+    // A later server write of the field, or of an object enclosing it, keeps the server's value.
+    const later = { ...conflict.server, fieldHlcs: { '/note': t2! } };
+    expect(mergeThreeWay({ ...conflict, server: later }).result).toEqual({ note: 'b', stage: 'packed' });
+    const nested: ConflictInput = {
+      base: { addr: { city: 'Oslo' } },
+      server: { data: { addr: { city: 'Bergen' } }, hlc: t2!, fieldHlcs: { '/addr': t2! } },
+      client: { data: { addr: { city: 'Molde' } }, hlc: t1! },
+    };
+    expect(mergeThreeWay(nested).result).toEqual({ addr: { city: 'Bergen' } });
   });
 
   it('does not contest a field both sides changed to the same value', () => {

@@ -4,6 +4,11 @@ import type { JsonObject } from '@syncline/contracts';
 export interface Side {
   readonly data: JsonObject | null;
   readonly hlc: string;
+  /**
+   * When each field last changed on this side since the base, by JSON Pointer. A contested field
+   * is decided by the time of its own last change; without one, by the side's entity HLC.
+   */
+  readonly fieldHlcs?: Readonly<Record<string, string>>;
 }
 
 export interface ConflictInput {

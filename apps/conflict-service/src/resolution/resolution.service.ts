@@ -11,7 +11,11 @@ export class ResolutionService {
     const strategy = await this.policies.strategyFor(request.tenant, request.entityType);
     const resolution = resolveConflict(strategy, {
       base: request.base,
-      server: { data: request.server.data, hlc: request.server.hlc },
+      server: {
+        data: request.server.data,
+        hlc: request.server.hlc,
+        ...(request.server.fieldHlcs ? { fieldHlcs: request.server.fieldHlcs } : {}),
+      },
       client: { data: request.client.data, hlc: request.client.hlc },
     });
     return { strategy, result: resolution.result, winner: resolution.winner, contested: resolution.contested };

@@ -1,5 +1,5 @@
 import { applyDiff } from '@syncline/delta';
-import { isJsonObject, type FieldDiff, type JsonObject } from '@syncline/contracts';
+import { Hlc, isJsonObject, type FieldChange, type FieldDiff, type JsonObject } from '@syncline/contracts';
 
 /** The change that undoes `change`: applying it to the newer document gives the older one. */
 export function invertChange(change: FieldDiff): FieldDiff {
@@ -46,4 +46,23 @@ export function documentAtVersion(
     doc = applyDiff(doc as JsonObject, entry.changes.map(invertChange));
   }
   return isJsonObject(doc) ? doc : null;
+}
+
+/**
+ * When each field last changed after `baseVersion`, by JSON Pointer, from the logged changes
+ * (each field change carries the HLC of the write that made it).
+ */
+export function fieldHlcsSince(
+  baseVersion: number,
+  logged: readonly { version: number; changes: readonly FieldChange[] }[],
+): Record<string, string> {
+  const latest: Record<string, string> = {};
+  for (const entry of logged) {
+    if (entry.version <= baseVersion) continue;
+    for (const { field, timestamp } of entry.changes) {
+      const known = Object.hasOwn(latest, field) ? latest[field] : undefined;
+      if (known === undefined || Hlc.compare(timestamp, known) > 0) latest[field] = timestamp;
+    }
+  }
+  return latest;
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { VectorClocks, type ConflictResponse, type JsonObject } from '@syncline/contracts';
-import { documentAtVersion } from '../conflicts/base-document.js';
+import { documentAtVersion, fieldHlcsSince } from '../conflicts/base-document.js';
 import { ConflictClient } from '../conflicts/conflict.client.js';
 import {
   EntityStoreRepository,
@@ -109,6 +109,7 @@ export class BatchProcessor {
               data: currentDocument(state),
               vectorClock: VectorClocks.toRecord(state.vectorClock),
               hlc: state.hlc,
+              fieldHlcs: fieldHlcsSince(mutation.baseVersion, logged),
             },
             client: {
               data: proposed,
@@ -127,7 +128,8 @@ export class BatchProcessor {
       if (status !== 'rejected' && !isNoOp(state, result)) {
         state = nextState(state, result, mutation);
         changed = true;
-        writes.changes.push(changeRow(item, status, state, fieldChanges(before, result, state.hlc)));
+        // Each field is stamped with the write that set it, which per-field last-write-wins compares.
+        writes.changes.push(changeRow(item, status, state, fieldChanges(before, result, mutation.hlc)));
         committed.push({
           row: writes.changes[writes.changes.length - 1] as ChangeRow,
           previous: { version: locked.version, seq: locked.currentSeq },

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import {
   VectorClocks,
+  type FieldChange,
   type FieldDiff,
   type JsonObject,
   type MutationStatus,
@@ -94,7 +95,7 @@ export interface StoreTransaction {
    * entity rows and locks all of them: one round trip.
    */
   start(keys: readonly EntityKey[], ledger: readonly { tenant: string; mutationId: string }[]): Promise<BatchStart>;
-  changesAfter(key: EntityKey, version: number): Promise<{ version: number; changes: FieldDiff[] }[]>;
+  changesAfter(key: EntityKey, version: number): Promise<{ version: number; changes: FieldChange[] }[]>;
   /** Writes the batch and commits: one round trip. */
   commit(writes: BatchWrites): Promise<void>;
 }
@@ -155,14 +156,14 @@ class SqlStoreTransaction implements StoreTransaction {
     return { processed: ledgerRows.map(toProcessed), locked: lockRows.map(toLocked) };
   }
 
-  async changesAfter(key: EntityKey, version: number): Promise<{ version: number; changes: FieldDiff[] }[]> {
+  async changesAfter(key: EntityKey, version: number): Promise<{ version: number; changes: FieldChange[] }[]> {
     const result = (await this.client.query(
       `SELECT version, changes FROM changes
         WHERE tenant = $1 AND entity_type = $2 AND entity_id = $3 AND version > $4
         ORDER BY version`,
       [key.tenant, key.entityType, key.entityId, version],
     )) as PgResult;
-    return result.rows.map((row) => ({ version: Number(row['version']), changes: row['changes'] as FieldDiff[] }));
+    return result.rows.map((row) => ({ version: Number(row['version']), changes: row['changes'] as FieldChange[] }));
   }
 
   async commit(writes: BatchWrites): Promise<void> {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { hlcSchema } from '../clocks/schemas.js';
 import { vectorClockRecordSchema } from '../clocks/schemas.js';
 import { conflictStrategySchema, mutationStatusSchema } from '../conflict-strategy.js';
-import { fieldChangeSchema, mutationOpSchema } from '../delta.js';
+import { fieldChangeSchema, jsonPointerSchema, mutationOpSchema } from '../delta.js';
 import { entityIdSchema, entityTypeSchema, tenantSchema } from '../identifiers.js';
 import { jsonObjectSchema } from '../json-value-schemas.js';
 
@@ -54,7 +54,13 @@ export const conflictRequestSchema = z.strictObject({
   entityId: entityIdSchema,
   /** The document as of the mutation's base version (empty when it is older than the change log). */
   base: jsonObjectSchema.nullable(),
-  server: entityStateSchema,
+  server: entityStateSchema.extend({
+    /**
+     * When each field last changed since the base, by JSON Pointer: the merge strategy decides a
+     * field both sides changed by the time of that field's last write, not the entity's.
+     */
+    fieldHlcs: z.record(jsonPointerSchema, hlcSchema).optional(),
+  }),
   client: z.strictObject({
     data: jsonObjectSchema.nullable(),
     vectorClock: vectorClockRecordSchema,
