@@ -16,6 +16,7 @@ import { TypedEmitter } from './events.js';
 import type { DifferentialSyncClientOptions } from './options.js';
 import { QualityMonitor } from './quality/quality-monitor.js';
 import { OfflineQueue, type PendingMutation } from './queue/offline-queue.js';
+import { SendLanes } from './queue/send-lanes.js';
 import { EntityStore, type ConfirmedEntity } from './state/entity-store.js';
 import { MemoryStorage } from './storage/memory-storage.js';
 import type { KeyValueStorage } from './storage/storage.js';
@@ -68,6 +69,9 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
   private readonly subscribed = new Set<string>();
   private readonly waiters = new Map<string, Waiter>();
   private readonly sentAt = new Map<string, number>();
+  private readonly lanes = new SendLanes();
+  /** Set once a (re)connection has resumed its subscriptions: mutations go out from then on. */
+  private sending = false;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly cleanups: Array<() => void> = [];
   private readonly saveQueue = new Set<string>();
@@ -259,7 +263,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
         next: store.viewOf(entityId, this.pending()),
         source: 'local',
       });
-      this.sendMutation(mutation);
+      this.sendDue();
     }
     this.emitState(entityType);
   }
@@ -364,6 +368,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     connection.on('frame', (frame) => this.handleFrame(frame));
     connection.on('connected', (event) => void this.onConnected(event.welcome, event.reconnected));
     connection.on('disconnected', (event) => {
+      this.sending = false;
       for (const waiter of this.waiters.values()) waiter.reject(new Error('connection lost'));
       this.waiters.clear();
       if (event.willReconnect) this.quality.recordReconnect();
@@ -386,13 +391,16 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
   /** After every (re)connection: resume each subscription, then resend what is still pending. */
   private async onConnected(welcome: ClientEvents['connected']['welcome'], reconnected: boolean): Promise<void> {
     this.clock.receive(`${String(welcome.serverTime).padStart(15, '0')}:00000:server`);
+    this.sending = false;
+    this.lanes.reset();
     this.emit('connected', { welcome, reconnected });
     try {
       await Promise.all([...this.subscribed].map((type) => this.startSubscription(type)));
     } catch (error) {
       this.emit('error', { code: 'SYNC_OPERATION_ERROR', message: (error as Error).message, cause: error });
     }
-    for (const mutation of this.pending()) this.sendMutation(mutation);
+    this.sending = true;
+    this.sendDue();
   }
 
   /** Subscribes one type from its cursor; without one (or with one the server refuses), from a snapshot. */
@@ -462,8 +470,10 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
         this.onDelta(frame.payload);
         return;
       case 'ack':
-        if (frame.payload.status !== 'accepted') this.onOutcome(frame.payload);
-        else if (waiter && frame.id) {
+        if (frame.payload.status !== 'accepted') return this.onOutcome(frame.payload);
+        this.lanes.accepted(frame.payload.mutationId);
+        this.sendDue();
+        if (waiter && frame.id) {
           this.waiters.delete(frame.id);
           waiter.resolve(frame);
         }
@@ -529,6 +539,8 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     if (sent !== undefined) this.recordSync(sent);
     this.sentAt.delete(ack.mutationId);
     void queue.remove(ack.mutationId).then(() => {
+      this.lanes.settled(ack.mutationId);
+      this.sendDue();
       this.markDirty(mutation.entityType);
       const next = store.viewOf(mutation.entityId, this.pending());
       this.emit('mutation:settled', { ...ack, entityType: mutation.entityType, entityId: mutation.entityId });
@@ -574,7 +586,11 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
       // The server will never take this mutation: drop it, which rolls the view back.
       void this.requireQueue()
         .remove(mutation.mutationId)
-        .then(() => this.emitState(mutation.entityType));
+        .then(() => {
+          this.lanes.settled(mutation.mutationId);
+          this.sendDue();
+          this.emitState(mutation.entityType);
+        });
     } else if (mutation) {
       this.resendLater(mutation, frame.payload.retryAfterMs ?? RETRY_DELAY_MS);
     }
@@ -585,19 +601,27 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     });
   }
 
-  /** Sends a mutation again after the delay the server asked for, if it is still pending by then. */
+  /** Sends a mutation again after the delay the server asked for; its entity's later ones wait for it. */
   private resendLater(mutation: PendingMutation, delayMs: number): void {
+    this.lanes.hold(mutation.mutationId);
     const timer = this.track(
       setTimeout(() => {
         this.timers.delete(timer);
-        if (this.pending().some((m) => m.mutationId === mutation.mutationId)) this.sendMutation(mutation);
+        this.lanes.release(mutation.mutationId);
+        this.sendDue();
       }, delayMs),
     );
   }
 
+  /** Sends what may go now: per entity, the next queued mutation once the one before is stored. */
+  private sendDue(): void {
+    if (!this.sending || !this.connection?.isConnected) return;
+    for (const mutation of this.lanes.take(this.pending())) this.sendMutation(mutation);
+  }
+
   private sendMutation(mutation: PendingMutation): void {
     const connection = this.connection;
-    if (!connection?.isConnected) return;
+    if (!connection) return;
     this.sentAt.set(mutation.mutationId, Date.now());
     const { queuedAt: _queuedAt, ...payload } = mutation;
     connection.send({ type: 'mutate', id: this.frameIdOf(mutation), payload });
