@@ -427,6 +427,11 @@ export class TestSystem {
     });
   }
 
+  /** The NATS servers the services use (`NATS_URL` of `env`, else of this process, else the local default). */
+  get natsServers(): string[] {
+    return (this.baseEnv['NATS_URL'] ?? process.env['NATS_URL'] ?? DEFAULT_NATS_URL).split(',').map((s) => s.trim());
+  }
+
   /** The JWT secret the gateways verify with. */
   get jwtSecret(): string {
     return this.baseEnv['JWT_SECRET'] ?? process.env['JWT_SECRET'] ?? DEVELOPMENT_JWT_SECRET;
@@ -496,6 +501,18 @@ export class TestSystem {
     return this.instance(service, index);
   }
 
+  /**
+   * Starts one more process of `service` in a new slot (index `count(service)`) with the same
+   * environment, and waits until it is ready: a worker joins the shared consumer, a gateway
+   * gets its own port.
+   */
+  async add(service: ServiceName): Promise<ServiceInstance> {
+    if (this.stopping) throw new Error('TestSystem is stopping');
+    const index = this.slots[service].length;
+    await this.launch(service, index);
+    return this.instance(service, index);
+  }
+
   /** A token the gateways accept: HS256 with the system's secret, `sub` and `tenant` claims. */
   async mintToken({ sub, tenant, expiresIn = '1h', claims = {} }: MintTokenOptions): Promise<string> {
     const jwt = new SignJWT({ ...claims, tenant })
@@ -539,10 +556,7 @@ export class TestSystem {
   }
 
   private async deleteStreams(): Promise<void> {
-    const servers = (this.baseEnv['NATS_URL'] ?? process.env['NATS_URL'] ?? DEFAULT_NATS_URL)
-      .split(',')
-      .map((s) => s.trim());
-    const nc = await connect({ servers, name: `syncline-test-cleanup-${this.namespace}` });
+    const nc = await connect({ servers: this.natsServers, name: `syncline-test-cleanup-${this.namespace}` });
     try {
       const jsm = await jetstreamManager(nc);
       await ignoreNotFound(jsm.consumers.delete(this.streams.mutations, WORKER_DURABLE));

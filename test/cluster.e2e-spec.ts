@@ -1,0 +1,547 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as connectNats } from '@nats-io/transport-node';
+import type { JsonObject, OutcomeAckPayload } from '@syncline/contracts';
+import { eventually } from './support/eventually.js';
+import {
+  describeDivergence,
+  expectLedgerAndOrder,
+  longestPause,
+  sameState,
+  serverState,
+} from './support/invariants.js';
+import { NatsCluster } from './support/nats-cluster.js';
+import { Replica, type SentMutation } from './support/replica.js';
+import { TestSystem } from './support/system.js';
+import { TestClient, hlcNow, mutationId, type Frame, type FrameOf } from './support/ws-client.js';
+
+/**
+ * The production shape (§9): a three-node JetStream cluster with three-replica streams, three
+ * gateways, two workers and two conflict services. Clients on different gateways see each
+ * other's changes and resume anywhere; workers added under load keep every entity in order; and
+ * the loss of one NATS node under a steady stream of mutations keeps I1–I5.
+ */
+
+const TENANT = 'acme';
+/** A writer resends a mutation (same id) when neither an outcome nor an error came in this long. */
+const RESEND_AFTER_MS = 4000;
+/** How long after losing a NATS node every writer must have its outcomes again. */
+const RECOVERY_LIMIT_MS = 65_000;
+const SECOND = 1000;
+/** How long throughput is measured before and after a worker joins. */
+const WINDOW_MS = 2500;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('a three-node JetStream cluster', () => {
+  let cluster: NatsCluster;
+  let system: TestSystem;
+  const clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    cluster = await NatsCluster.start({ nodes: 3 });
+    system = await TestSystem.start({
+      gateways: 3,
+      workers: 2,
+      conflictServices: 2,
+      readyTimeoutMs: 30_000,
+      env: {
+        NATS_URL: cluster.urls,
+        STREAM_REPLICAS: '3',
+        // A delivery whose ack died with a consumer leader comes back after this. Not shorter:
+        // a worker that fell behind holds its prefetched messages for seconds before it acks.
+        WORKER_ACK_WAIT_MS: '10000',
+      },
+      // The load of one test client per gateway is far above the per-connection default.
+      serviceEnv: {
+        gateway: { RATE_LIMIT_FRAMES_PER_SECOND: '100000', RATE_LIMIT_TENANT_MUTATIONS_PER_SECOND: '100000' },
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.close().catch(() => undefined)));
+    try {
+      await system?.stop();
+    } finally {
+      await cluster?.stop();
+    }
+  });
+
+  async function connect(gateway: number, user: string): Promise<TestClient> {
+    const token = await system.mintToken({ sub: user, tenant: TENANT });
+    const client = await TestClient.connect(system.gateways[gateway]!.url, token, { clientId: user });
+    clients.push(client);
+    return client;
+  }
+
+  async function subscribe(client: TestClient, entityTypes: string[], cursor?: string): Promise<FrameOf<'subscribed'>> {
+    const reply = await client.request('subscribe', {
+      entityTypes,
+      ...(cursor ? { cursors: { [entityTypes[0]!]: cursor } } : {}),
+    });
+    if (reply.type !== 'subscribed') throw new Error(`subscribe failed: ${JSON.stringify(reply.payload)}`);
+    return reply;
+  }
+
+  async function writerOn(gateway: number, user: string, entityTypes: string[]): Promise<Writer> {
+    const client = await connect(gateway, user);
+    await subscribe(client, entityTypes);
+    return new Writer(client, user);
+  }
+
+  async function readerOn(gateway: number, user: string, entityType: string): Promise<TestClient> {
+    const client = await connect(gateway, user);
+    await subscribe(client, [entityType]);
+    return client;
+  }
+
+  /** I5: a client's copy, rebuilt from the frames it received, equals the server's state. */
+  async function expectConverged(
+    entityType: string,
+    copies: readonly { name: string; client: TestClient; sent?: readonly SentMutation[] }[],
+    timeoutMs = 20_000,
+  ): Promise<void> {
+    const server = await serverState(system, TENANT, entityType);
+    for (const { name, client, sent } of copies) {
+      await eventually(
+        () => sameState(Replica.fromFrames(client.frames, entityType, sent).entities, server),
+        `${name} to converge on ${entityType}`,
+        timeoutMs,
+      ).catch((error: unknown) => {
+        const copy = Replica.fromFrames(client.frames, entityType, sent).entities;
+        throw new Error(`${String(error)}\n${describeDivergence(copy, server)}`);
+      });
+    }
+  }
+
+  it('delivers changes between all three gateways and resumes on another gateway without loss', async () => {
+    const writers = await Promise.all([0, 1, 2].map((g) => writerOn(g, `writer-${g + 1}`, ['notes', 'drafts'])));
+    await Promise.all(writers.map((writer, g) => writer.write('notes', `from-gw${g + 1}`, { author: g + 1 })));
+    for (const [g, writer] of writers.entries()) {
+      for (const other of [1, 2, 3].filter((n) => n !== g + 1)) {
+        await writer.client.waitForType('delta', (f) => f.payload.entityId === `from-gw${other}`);
+      }
+    }
+
+    // A reader leaves gateway 1 with its cursor, misses changes made through gateways 2, 3 and 1,
+    // and resumes on gateway 3: each missed change exactly once, every entity in version order,
+    // then live ones. (Across entities CHANGES need not follow commit order: a change whose first
+    // publication lost a race between the workers is published by the outbox relay a moment later.)
+    const reader = await readerOn(0, 'reader', 'notes');
+    await writers[1]!.write('notes', 'from-gw2', { step: 1 });
+    const seen = await reader.waitForType('delta', (f) => f.payload.entityId === 'from-gw2' && f.payload.version === 2);
+    await reader.close();
+    await writers[1]!.write('notes', 'from-gw2', { step: 2 });
+    await writers[2]!.write('notes', 'from-gw3', { step: 1 });
+    await writers[0]!.write('notes', 'from-gw1', { step: 1 });
+    const back = await connect(2, 'reader');
+    await subscribe(back, ['notes'], seen.payload.cursor);
+    await writers[1]!.write('notes', 'from-gw2', { step: 3 });
+    await back.waitForType('delta', (f) => f.payload.entityId === 'from-gw2' && f.payload.version === 4);
+    const received = back.deltas('notes').map((d) => `${d.entityId}@${d.version}`);
+    expect([...received].sort()).toEqual(['from-gw1@2', 'from-gw2@3', 'from-gw2@4', 'from-gw3@2']);
+    expect(received.indexOf('from-gw2@3')).toBeLessThan(received.indexOf('from-gw2@4'));
+
+    // Concurrent edits through two gateways meet in a conflict service, and the third gateway's
+    // client sees the merged result.
+    await writers[0]!.write('drafts', 'shared', { title: 'draft', body: 'x' });
+    await writers[1]!.client.waitForType('delta', (f) => f.payload.entityId === 'shared' && f.payload.version === 1);
+    const [first, second] = await Promise.all([
+      writers[0]!.write('drafts', 'shared', { title: 'final' }, { baseVersion: 1 }),
+      writers[1]!.write('drafts', 'shared', { body: 'from gw2' }, { baseVersion: 1 }),
+    ]);
+    expect([first.version, second.version].sort()).toEqual([2, 3]);
+    expect((await serverState(system, TENANT, 'drafts')).get('shared')).toEqual({
+      version: 3,
+      data: { title: 'final', body: 'from gw2' },
+    });
+    await writers[2]!.client.waitForType('delta', (f) => f.payload.entityId === 'shared' && f.payload.version === 3);
+    const conflicts = await system.query(`SELECT strategy FROM conflicts WHERE entity_type = 'drafts'`);
+    expect(conflicts).toEqual([{ strategy: 'merge' }]);
+
+    await expectConverged(
+      'notes',
+      writers.map((writer) => ({ name: writer.name, client: writer.client, sent: writer.sent })),
+    );
+    await expectLedgerAndOrder(system, TENANT, 'notes', acceptedIds(writers.map((w) => w.client)));
+  });
+
+  it('keeps every entity in order and applies each mutation once when a worker joins under load', async () => {
+    // Start from one worker, so the one that joins doubles the consumers of the shared durable.
+    await system.kill('sync-worker', 1, 'SIGTERM');
+    const loaders = await Promise.all([0, 1, 2].map((g) => connect(g, `load-${g + 1}`)));
+    // Above what one worker persists here while the gateways and this load share its two cores.
+    const load = new OpenLoopLoad(loaders, 'counters', {
+      ratePerSecond: 1100,
+      entitiesPerClient: 2000,
+      hotEntities: 5,
+    });
+    load.start();
+    await sleep(SECOND); // past the first batches, which start from an empty queue
+    const alone = await load.window(WINDOW_MS, () => persistedCount(system, 'counters'));
+    const addStarted = Date.now();
+    const added = await system.add('sync-worker');
+    const joinMs = Date.now() - addStarted;
+    await sleep(SECOND / 2); // let the new worker's first pulls land
+    const joined = await load.window(WINDOW_MS, () => persistedCount(system, 'counters'));
+    load.stop();
+    const conflicts = await system.query<{ n: string }>(
+      `SELECT count(*) AS n FROM conflicts WHERE entity_type = 'counters'`,
+    );
+
+    report('worker joining under load', {
+      offered: `${load.ratePerSecond}/s over ${loaders.length} gateways, ${load.sent} mutations`,
+      'one worker': `${rate(alone)} persisted/s (${rate({ ...alone, count: alone.offered })}/s offered)`,
+      'two workers': `${rate(joined)} persisted/s (${rate({ ...joined, count: joined.offered })}/s offered)`,
+      'new worker ready after': `${joinMs} ms`,
+      'mutations met out of order (resolved as conflicts)': conflicts[0]?.n ?? '0',
+    });
+
+    const accepted = await eventually(
+      () => {
+        const ids = acceptedIds(loaders);
+        return ids.size === load.sent && ids;
+      },
+      'every offered mutation to be accepted',
+      30_000,
+    );
+    await expectLedgerAndOrder(system, TENANT, 'counters', accepted);
+    // The later write of a field wins under the merge strategy, whichever worker saw it first.
+    const finals = await system.query<{ entity_id: string; n: number }>(
+      `SELECT entity_id, (data->>'n')::int AS n FROM entities WHERE entity_type = 'counters'`,
+    );
+    expect(new Map(finals.map((f) => [f.entity_id, f.n]))).toEqual(load.lastValues);
+    // The new worker took a share of the shared consumer. Whether two persist more than one is
+    // for benchmarks: NATS, PostgreSQL, three gateways and this load share two cores here.
+    expect(await processedBy(added.ready)).toBeGreaterThan(0);
+  }, 80_000);
+
+  it('keeps I1–I5 when a NATS node is killed under load and restarts', async () => {
+    const entityType = 'orders';
+    const writers = await Promise.all([0, 1, 2].map((g) => writerOn(g, `orders-writer-${g + 1}`, [entityType])));
+    const readers = await Promise.all([0, 1, 2].map((g) => readerOn(g, `orders-reader-${g + 1}`, entityType)));
+    // Of the three nodes, losing the one that leads the workers' shared consumer hurts the write
+    // path most: it also takes the workers' outstanding pull requests with it.
+    const victim = await workerConsumerLeader();
+    const held = await whatNodeLeads(cluster.nodes[victim]!.name);
+
+    const chains = new SteadyWrites(writers, entityType, { entitiesPerWriter: 15, pauseMs: 40 });
+    chains.start();
+    await sleep(1.5 * SECOND);
+    const killedAt = Date.now();
+    await cluster.kill(victim, 'SIGKILL');
+    await sleep(4 * SECOND);
+    const restartStarted = Date.now();
+    await cluster.restart(victim);
+    const rejoinMs = Date.now() - restartStarted;
+    await sleep(SECOND);
+    await withDeadline(
+      chains.stop(),
+      killedAt + RECOVERY_LIMIT_MS,
+      `every writer's last mutation to have an outcome ${RECOVERY_LIMIT_MS / SECOND} s after the kill`,
+    );
+
+    const pauses = readers.map((client) => longestGap(client, entityType, chains.startedAt, chains.stoppedAt));
+    report('NATS node killed under load', {
+      killed: `${cluster.nodes[victim]!.name} (leader of ${held.join(', ')}) at ${new Date(killedAt).toISOString()}`,
+      'node rejoined after': `${rejoinMs} ms`,
+      mutations: `${chains.count} in ${((chains.stoppedAt - chains.startedAt) / SECOND).toFixed(1)} s, ${writers.reduce((n, w) => n + w.resends, 0)} resends`,
+      'longest wait for an outcome': `${Math.max(...writers.map((w) => w.longestMs))} ms`,
+      'longest pause in deltas': pauses
+        .map((p, g) => `gw${g + 1} ${p.ms} ms (ended ${((p.at - killedAt) / SECOND).toFixed(1)} s after the kill)`)
+        .join(', '),
+    });
+
+    await expectLedgerAndOrder(system, TENANT, entityType, acceptedIds(writers.map((w) => w.client)));
+    // One writer per entity, each change on the version before it: one version per change.
+    const server = await serverState(system, TENANT, entityType);
+    for (const [entityId, steps] of chains.written)
+      expect({ entityId, version: server.get(entityId)?.version }).toEqual({ entityId, version: steps });
+    await expectConverged(entityType, [
+      ...writers.map((writer) => ({ name: writer.name, client: writer.client, sent: writer.sent })),
+      ...readers.map((client, g) => ({ name: `orders-reader-${g + 1}`, client })),
+    ]);
+  }, 85_000);
+
+  /** The index of the node that leads the workers' shared consumer now. */
+  async function workerConsumerLeader(): Promise<number> {
+    return withJsm(async (jsm) => {
+      const info = await jsm.consumers.info(system.streams.mutations, 'sync-worker');
+      if (!info.cluster?.leader) throw new Error('the worker consumer has no leader');
+      return cluster.indexOf(info.cluster.leader);
+    });
+  }
+
+  /** Which of the system's streams and the workers' consumer the node leads (for the report). */
+  async function whatNodeLeads(name: string): Promise<string[]> {
+    return withJsm(async (jsm) => {
+      const held: string[] = [];
+      for (const stream of [system.streams.mutations, system.streams.changes]) {
+        if ((await jsm.streams.info(stream)).cluster?.leader === name) held.push(`stream ${stream}`);
+      }
+      const consumer = await jsm.consumers.info(system.streams.mutations, 'sync-worker');
+      if (consumer.cluster?.leader === name) held.push('the worker consumer');
+      return held;
+    });
+  }
+
+  async function withJsm<T>(use: (jsm: Awaited<ReturnType<typeof jetstreamManager>>) => Promise<T>): Promise<T> {
+    const nc = await connectNats({ servers: system.natsServers, name: 'cluster-test' });
+    try {
+      return await use(await jetstreamManager(nc));
+    } finally {
+      await nc.close();
+    }
+  }
+});
+
+/**
+ * A client that writes like the SDK does through a failover: one mutation id per change, resent
+ * unchanged after an `UNAVAILABLE` error or when no outcome came in time, until it has an outcome.
+ * The gateway and JetStream deduplicate the resends; the ledger catches any that get through.
+ */
+class Writer {
+  readonly sent: SentMutation[] = [];
+  /** Version of each entity after this writer's last change to it. */
+  private readonly versions = new Map<string, number>();
+  private counter = 0;
+  resends = 0;
+  longestMs = 0;
+
+  constructor(
+    readonly client: TestClient,
+    readonly name: string,
+  ) {}
+
+  async write(
+    entityType: string,
+    entityId: string,
+    data: JsonObject,
+    options: { baseVersion?: number } = {},
+  ): Promise<OutcomeAckPayload> {
+    const key = `${entityType}/${entityId}`;
+    const baseVersion = options.baseVersion ?? this.versions.get(key) ?? 0;
+    const op = baseVersion === 0 ? 'upsert' : 'patch';
+    const id = mutationId();
+    this.counter += 1;
+    const payload = {
+      mutationId: id,
+      entityType,
+      entityId,
+      op,
+      data,
+      baseVersion,
+      vectorClock: { [this.name]: this.counter },
+      hlc: hlcNow(this.name),
+    };
+    this.sent.push({ mutationId: id, entityId, op, data });
+    const startedAt = Date.now();
+    const since = this.client.mark();
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) this.resends += 1;
+      const frameId = this.client.send('mutate', payload);
+      const reply = await this.client
+        .waitFor((f) => isOutcomeOf(f, id) || (f.type === 'error' && f.payload.ref === frameId), {
+          since,
+          timeoutMs: RESEND_AFTER_MS,
+          description: `the outcome of ${id}`,
+        })
+        .catch((error: unknown) => {
+          if (!this.client.isOpen) throw error;
+          return undefined;
+        });
+      if (reply?.type === 'ack' && reply.payload.status !== 'accepted') {
+        this.versions.set(key, reply.payload.version);
+        this.longestMs = Math.max(this.longestMs, Date.now() - startedAt);
+        return reply.payload;
+      }
+      if (reply?.type === 'error') {
+        if (reply.payload.code !== 'UNAVAILABLE') throw new Error(`${id} refused: ${JSON.stringify(reply.payload)}`);
+        await sleep(reply.payload.retryAfterMs ?? 250);
+      }
+    }
+  }
+}
+
+/** Each writer keeps a few entities changing: one change in flight per entity, a pause between. */
+class SteadyWrites {
+  /** Changes made per entity id. */
+  readonly written = new Map<string, number>();
+  count = 0;
+  startedAt = 0;
+  stoppedAt = 0;
+  private running = false;
+  private loops: Promise<void>[] = [];
+
+  constructor(
+    private readonly writers: readonly Writer[],
+    private readonly entityType: string,
+    private readonly options: { entitiesPerWriter: number; pauseMs: number },
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.startedAt = Date.now();
+    this.loops = this.writers.flatMap((writer, w) =>
+      Array.from({ length: this.options.entitiesPerWriter }, (_, e) => this.loop(writer, `w${w + 1}-e${e + 1}`)),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+    this.stoppedAt = Date.now();
+  }
+
+  private async loop(writer: Writer, entityId: string): Promise<void> {
+    // Spread the first writes so the load is steady from the start rather than one burst.
+    await sleep(Math.random() * this.options.pauseMs);
+    while (this.running) {
+      const step = (this.written.get(entityId) ?? 0) + 1;
+      await writer.write(this.entityType, entityId, { step, [`field${step % 4}`]: Date.now() });
+      this.written.set(entityId, step);
+      this.count += 1;
+      await sleep(this.options.pauseMs);
+    }
+  }
+}
+
+/**
+ * Sends mutations on a fixed schedule whatever the acks say (open loop), spread over clients,
+ * each client on its own entities. A window reports what was offered and persisted in it.
+ */
+class OpenLoopLoad {
+  /** The last value sent per entity id. */
+  readonly lastValues = new Map<string, number>();
+  readonly ratePerSecond: number;
+  sent = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly counters: number[];
+
+  constructor(
+    private readonly clients: readonly TestClient[],
+    private readonly entityType: string,
+    private readonly options: { ratePerSecond: number; entitiesPerClient: number; hotEntities: number },
+  ) {
+    this.ratePerSecond = options.ratePerSecond;
+    this.counters = clients.map(() => 0);
+  }
+
+  start(): void {
+    const tickMs = 10;
+    const startedAt = Date.now();
+    this.timer = setInterval(() => {
+      const due = Math.floor(((Date.now() - startedAt) * this.ratePerSecond) / SECOND);
+      while (this.sent < due) this.sendOne();
+    }, tickMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Mutations offered and persisted during the next `ms`. */
+  async window(ms: number, persisted: () => Promise<number>): Promise<{ count: number; offered: number; ms: number }> {
+    const [before, sentBefore, t0] = [await persisted(), this.sent, Date.now()];
+    await sleep(ms);
+    const [after, sentAfter, t1] = [await persisted(), this.sent, Date.now()];
+    return { count: after - before, offered: sentAfter - sentBefore, ms: t1 - t0 };
+  }
+
+  /**
+   * Most mutations spread over many entities, which is what lets a second worker help; one in ten
+   * goes to a few hot entities, whose mutations both workers hold at once: those test the order.
+   */
+  private entityFor(client: number, counter: number): string {
+    if (counter % 10 === 0) return `c${client + 1}-hot${(counter / 10) % this.options.hotEntities}`;
+    return `c${client + 1}-e${counter % this.options.entitiesPerClient}`;
+  }
+
+  private sendOne(): void {
+    const c = this.sent % this.clients.length;
+    const client = this.clients[c]!;
+    const node = client.clientId ?? `load-${c}`;
+    const n = this.sent;
+    const counter = (this.counters[c] = (this.counters[c] ?? 0) + 1);
+    const entityId = this.entityFor(c, counter);
+    client.send('mutate', {
+      mutationId: mutationId(),
+      entityType: this.entityType,
+      entityId,
+      op: 'patch',
+      data: { n, [`by${n % 3}`]: n },
+      baseVersion: 0,
+      vectorClock: { [node]: counter },
+      hlc: hlcNow(node),
+    });
+    this.lastValues.set(entityId, n);
+    this.sent += 1;
+  }
+}
+
+async function persistedCount(system: TestSystem, entityType: string): Promise<number> {
+  const [row] = await system.query<{ n: string }>(`SELECT count(*) AS n FROM mutations WHERE entity_type = $1`, [
+    entityType,
+  ]);
+  return Number(row?.n);
+}
+
+/** Mutations a worker processed, from its Prometheus counter (the ready line names its monitoring URL). */
+async function processedBy(ready: Record<string, unknown>): Promise<number> {
+  const response = await fetch(`${String(ready['monitoringUrl'])}/metrics`);
+  const text = await response.text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('syncline_worker_mutations_total'))
+    .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+}
+
+function isOutcomeOf(frame: Frame, id: string): boolean {
+  return frame.type === 'ack' && frame.payload.mutationId === id && frame.payload.status !== 'accepted';
+}
+
+/** Mutation ids the gateways acknowledged as stored (`accepted`), on these connections. */
+function acceptedIds(clients: readonly TestClient[]): Set<string> {
+  const ids = new Set<string>();
+  for (const client of clients) {
+    for (const frame of client.frames) {
+      if (frame.type === 'ack' && frame.payload.status === 'accepted') ids.add(frame.payload.mutationId);
+    }
+  }
+  return ids;
+}
+
+/** The longest pause between deltas of `entityType` a client got within [from, to] (frame times are send times). */
+function longestGap(client: TestClient, entityType: string, from: number, to: number): { ms: number; at: number } {
+  const times = client
+    .framesOf('delta')
+    .filter((frame) => frame.payload.entityType === entityType)
+    .map((frame) => frame.timestamp);
+  const { ms, endedAt } = longestPause(times, from, to);
+  return { ms, at: endedAt };
+}
+
+/** Rejects with `what` if `promise` has not settled by `deadline` (epoch ms). */
+async function withDeadline<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function rate({ count, ms }: { count: number; ms: number }): number {
+  return Math.round((count * SECOND) / ms);
+}
+
+function report(title: string, lines: Record<string, string>): void {
+  const body = Object.entries(lines)
+    .map(([key, value]) => `  ${key}: ${value}`)
+    .join('\n');
+  process.stdout.write(`\n[cluster] ${title}\n${body}\n`);
+}
