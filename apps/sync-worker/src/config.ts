@@ -12,9 +12,10 @@ export const syncWorkerEnvSchema = commonEnvSchema
     /**
      * How long each pull request for mutations lasts. Heartbeats come at half of it; two missed
      * ones (the node serving the consumer died) make the worker pull again. Shorter means a
-     * faster recovery from a NATS node failure, at one idle request per interval.
+     * faster recovery from a NATS node failure, at one idle request per interval. The NATS
+     * client takes no less than a second.
      */
-    WORKER_PULL_EXPIRES_MS: positiveInt(5_000),
+    WORKER_PULL_EXPIRES_MS: z.coerce.number().int().min(1000).default(5_000),
     /**
      * Time a worker has to commit a batch before JetStream hands it to another worker. Set when the
      * shared consumer is created; shorter means faster takeover after a crash, longer tolerates
