@@ -96,7 +96,11 @@ export class BatchProcessor {
       let conflict: ConflictResponse | undefined;
       let base: JsonObject | null | undefined;
       if (isConcurrent(state, mutation)) {
-        const logged = await tx.changesAfter(locked.key, mutation.baseVersion);
+        // This batch's earlier changes of the entity are not in the log yet: they count too.
+        const logged = [
+          ...(await tx.changesAfter(locked.key, mutation.baseVersion)),
+          ...writes.changes.filter((row) => keyOf(row) === keyOf(locked.key) && row.version > mutation.baseVersion),
+        ];
         base = documentAtVersion(currentDocument(state), state.version, mutation.baseVersion, logged);
         conflict = await this.conflicts.resolve(
           {

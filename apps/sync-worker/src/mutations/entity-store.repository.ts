@@ -3,7 +3,6 @@ import type { DataSource } from 'typeorm';
 import {
   VectorClocks,
   type FieldChange,
-  type FieldDiff,
   type JsonObject,
   type MutationStatus,
   type VectorClockRecord,
@@ -41,7 +40,7 @@ export interface ChangeRow extends EntityKey {
   readonly clientId: string;
   readonly op: string;
   readonly status: MutationStatus;
-  readonly changes: readonly FieldDiff[];
+  readonly changes: readonly FieldChange[];
   readonly deleted: boolean;
   readonly vectorClock: VectorClockRecord;
   readonly hlc: string;
