@@ -24,6 +24,8 @@ import { ResolutionService } from './resolution.service.js';
 @Injectable()
 export class ResolutionResponder implements OnApplicationBootstrap, OnApplicationShutdown {
   private subscription: Subscription | undefined;
+  /** Requests received and not yet answered. */
+  private readonly answering = new Set<Promise<void>>();
   private readonly resolved: Counter<'strategy' | 'winner'>;
 
   constructor(
@@ -51,7 +53,9 @@ export class ResolutionResponder implements OnApplicationBootstrap, OnApplicatio
           this.logger.error({ err: error }, 'subscription failed');
           return;
         }
-        void this.answer(msg);
+        const answer = this.answer(msg);
+        this.answering.add(answer);
+        void answer.finally(() => this.answering.delete(answer));
       },
     });
     this.logger.info({ subject }, 'resolving conflicts');
@@ -60,6 +64,11 @@ export class ResolutionResponder implements OnApplicationBootstrap, OnApplicatio
   async onApplicationShutdown(): Promise<void> {
     // Drain: requests already received are answered before the connection closes.
     await this.subscription?.drain();
+    // `drain()` resolves once the last request was handed to the callback, not once it was
+    // answered: an answer may still wait for its policy in PostgreSQL. Without waiting for it the
+    // process closed NATS and exited first, and the worker that asked held its batch (and the
+    // entity's row lock) until its request timed out, then had JetStream redeliver the batch.
+    await Promise.allSettled(this.answering);
   }
 
   private async answer(msg: Msg): Promise<void> {

@@ -14,6 +14,8 @@ import { FrameRouter } from './frame-router.js';
 
 /** Frames a client may send before its token is verified; they are handled once it is. */
 const MAX_FRAMES_BEFORE_WELCOME = 64;
+/** How long a stopping gateway waits for its clients to answer its close frames. */
+const CLOSE_HANDSHAKE_TIMEOUT_MS = 1000;
 
 /**
  * The WebSocket edge at `/ws`. The client offers the `syncline.v1` sub-protocol and its token as
@@ -74,10 +76,27 @@ export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdo
     );
   }
 
-  /** Tells every client to reconnect elsewhere, then closes. */
-  beforeApplicationShutdown(): void {
+  /** Tells every client to reconnect elsewhere, then waits (briefly) for the sockets to close. */
+  async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.keepAlive);
-    for (const connection of this.registry.all()) connection.close(CloseCode.GOING_AWAY, 'gateway shutting down');
+    // Right after this hook the WebSocket adapter terminates every socket. A close frame still
+    // queued then (corked by the write coalescing until the loop turn ends, or not yet sent) was
+    // dropped, and a client that had just been sent frames saw an abnormal 1006 instead of
+    // GOING_AWAY. Waiting for the clients' answering close frames completes the handshake.
+    const closed = [...this.registry.all()].map((connection) => {
+      const socket = connection.socketForProbe;
+      const done = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      connection.close(CloseCode.GOING_AWAY, 'gateway shutting down');
+      return socket.readyState === socket.CLOSED ? Promise.resolve() : done;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(closed),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, CLOSE_HANDSHAKE_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   private async authenticate(request: IncomingMessage): Promise<Principal> {
