@@ -49,8 +49,12 @@ export const WORKER_CONSUMER = {
   durableName: 'sync-worker',
   /** Messages a worker may hold unacknowledged, across all replicas. */
   maxAckPending: 20_000,
-  /** After this many deliveries a message is terminated and recorded instead of retried. */
-  maxDeliver: 20,
+  /**
+   * Unlimited. A failure that passes (PostgreSQL or the conflict services down for minutes) must
+   * never leave an accepted mutation behind, and every retry counts as a delivery. A message at
+   * fault is found by the worker itself, by halving its batch, and terminated and recorded.
+   */
+  maxDeliver: -1,
 } as const;
 
 /** Deterministic message ids: what makes a republished message a duplicate JetStream drops. */

@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import type { NatsConnection } from '@nats-io/nats-core';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -103,26 +103,68 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     await Promise.all(this.publishing);
   }
 
+  /**
+   * `close()` unsubscribes at once, so the messages JetStream had already sent (in flight, or
+   * unread in the socket) were dropped unacknowledged: redelivered only after the ack wait, behind
+   * later mutations of their entities. Draining the subscription (unsubscribe, then a round trip
+   * to the server) lets them arrive, and the iterator ends after the last one, as it does when the
+   * whole connection drains. The library has no drain for one consumer: its subscription is internal.
+   */
+  private async stopFetching(): Promise<void> {
+    const messages = this.messages;
+    if (!messages) return;
+    const subscription = (messages as { sub?: Subscription }).sub;
+    let timer: NodeJS.Timeout | undefined;
+    const drained =
+      subscription !== undefined &&
+      !subscription.isClosed() &&
+      (await Promise.race([
+        subscription.drain().then(
+          () => true,
+          () => false,
+        ),
+        // Bounded: without NATS the round trip never completes; then close as before.
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), this.config.REQUEST_TIMEOUT_MS);
+        }),
+      ]));
+    clearTimeout(timer);
+    if (drained) await messages.closed();
+    else await messages.close();
+  }
+
+  /**
+   * Creates the shared consumer, or brings the settings that may change (`WORKER_ACK_WAIT_MS`, or
+   * a release's limits) up to date on the existing one: it outlives every worker.
+   */
   private async ensureConsumer(): Promise<void> {
     const jsm = await jetstreamManager(this.nats);
-    const config = {
-      durable_name: WORKER_CONSUMER.durableName,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
+    const stream = this.config.MUTATIONS_STREAM;
+    const name = WORKER_CONSUMER.durableName;
+    const settings = {
       ack_wait: this.config.WORKER_ACK_WAIT_MS * 1_000_000,
       max_ack_pending: WORKER_CONSUMER.maxAckPending,
       max_deliver: WORKER_CONSUMER.maxDeliver,
     };
-    try {
-      await jsm.consumers.info(this.config.MUTATIONS_STREAM, WORKER_CONSUMER.durableName);
-    } catch {
-      await jsm.consumers.add(this.config.MUTATIONS_STREAM, config).catch(async (error: unknown) => {
-        // Another replica created it at the same moment.
-        await jsm.consumers.info(this.config.MUTATIONS_STREAM, WORKER_CONSUMER.durableName).catch(() => {
-          throw error;
-        });
-      });
+    const existing = await jsm.consumers.info(stream, name).catch(() => undefined);
+    if (existing) {
+      const current = existing.config;
+      const stale = (Object.keys(settings) as (keyof typeof settings)[]).some((key) => current[key] !== settings[key]);
+      if (stale) await jsm.consumers.update(stream, name, settings);
+      return;
     }
+    const config = {
+      durable_name: name,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ...settings,
+    };
+    await jsm.consumers.add(stream, config).catch(async (error: unknown) => {
+      // Another replica created it at the same moment.
+      await jsm.consumers.info(stream, name).catch(() => {
+        throw error;
+      });
+    });
   }
 
   private async receive(messages: ConsumerMessages): Promise<void> {
