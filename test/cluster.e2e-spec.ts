@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as connectNats } from '@nats-io/transport-node';
-import type { JsonObject, OutcomeAckPayload } from '@syncline/contracts';
 import { eventually } from './support/eventually.js';
 import {
   describeDivergence,
@@ -12,8 +11,9 @@ import {
 } from './support/invariants.js';
 import { NatsCluster } from './support/nats-cluster.js';
 import { Replica, type SentMutation } from './support/replica.js';
+import { OpenLoopLoad, Writer, acceptedIds, metricSum, report, withDeadline } from './support/protocol-load.js';
 import { TestSystem } from './support/system.js';
-import { TestClient, hlcNow, mutationId, type Frame, type FrameOf } from './support/ws-client.js';
+import { TestClient, type FrameOf } from './support/ws-client.js';
 
 /**
  * The production shape (§9): a three-node JetStream cluster with three-replica streams, three
@@ -23,8 +23,6 @@ import { TestClient, hlcNow, mutationId, type Frame, type FrameOf } from './supp
  */
 
 const TENANT = 'acme';
-/** A writer resends a mutation (same id) when neither an outcome nor an error came in this long. */
-const RESEND_AFTER_MS = 4000;
 /** How long after losing a NATS node every writer must have its outcomes again. */
 const RECOVERY_LIMIT_MS = 65_000;
 const SECOND = 1000;
@@ -190,7 +188,7 @@ describe('a three-node JetStream cluster', () => {
       `SELECT count(*) AS n FROM conflicts WHERE entity_type = 'counters'`,
     );
 
-    report('worker joining under load', {
+    report('cluster', 'worker joining under load', {
       offered: `${load.ratePerSecond}/s over ${loaders.length} gateways, ${load.sent} mutations`,
       'one worker': `${rate(alone)} persisted/s (${rate({ ...alone, count: alone.offered })}/s offered)`,
       'two workers': `${rate(joined)} persisted/s (${rate({ ...joined, count: joined.offered })}/s offered)`,
@@ -214,7 +212,7 @@ describe('a three-node JetStream cluster', () => {
     expect(new Map(finals.map((f) => [f.entity_id, f.n]))).toEqual(load.lastValues);
     // The new worker took a share of the shared consumer. Whether two persist more than one is
     // for benchmarks: NATS, PostgreSQL, three gateways and this load share two cores here.
-    expect(await processedBy(added.ready)).toBeGreaterThan(0);
+    expect(await metricSum(added.ready, 'syncline_worker_mutations_total')).toBeGreaterThan(0);
   }, 80_000);
 
   it('keeps I1–I5 when a NATS node is killed under load and restarts', async () => {
@@ -243,7 +241,7 @@ describe('a three-node JetStream cluster', () => {
     );
 
     const pauses = readers.map((client) => longestGap(client, entityType, chains.startedAt, chains.stoppedAt));
-    report('NATS node killed under load', {
+    report('cluster', 'NATS node killed under load', {
       killed: `${cluster.nodes[victim]!.name} (leader of ${held.join(', ')}) at ${new Date(killedAt).toISOString()}`,
       'node rejoined after': `${rejoinMs} ms`,
       mutations: `${chains.count} in ${((chains.stoppedAt - chains.startedAt) / SECOND).toFixed(1)} s, ${writers.reduce((n, w) => n + w.resends, 0)} resends`,
@@ -296,74 +294,6 @@ describe('a three-node JetStream cluster', () => {
   }
 });
 
-/**
- * A client that writes like the SDK does through a failover: one mutation id per change, resent
- * unchanged after an `UNAVAILABLE` error or when no outcome came in time, until it has an outcome.
- * The gateway and JetStream deduplicate the resends; the ledger catches any that get through.
- */
-class Writer {
-  readonly sent: SentMutation[] = [];
-  /** Version of each entity after this writer's last change to it. */
-  private readonly versions = new Map<string, number>();
-  private counter = 0;
-  resends = 0;
-  longestMs = 0;
-
-  constructor(
-    readonly client: TestClient,
-    readonly name: string,
-  ) {}
-
-  async write(
-    entityType: string,
-    entityId: string,
-    data: JsonObject,
-    options: { baseVersion?: number } = {},
-  ): Promise<OutcomeAckPayload> {
-    const key = `${entityType}/${entityId}`;
-    const baseVersion = options.baseVersion ?? this.versions.get(key) ?? 0;
-    const op = baseVersion === 0 ? 'upsert' : 'patch';
-    const id = mutationId();
-    this.counter += 1;
-    const payload = {
-      mutationId: id,
-      entityType,
-      entityId,
-      op,
-      data,
-      baseVersion,
-      vectorClock: { [this.name]: this.counter },
-      hlc: hlcNow(this.name),
-    };
-    this.sent.push({ mutationId: id, entityId, op, data });
-    const startedAt = Date.now();
-    const since = this.client.mark();
-    for (let attempt = 0; ; attempt++) {
-      if (attempt > 0) this.resends += 1;
-      const frameId = this.client.send('mutate', payload);
-      const reply = await this.client
-        .waitFor((f) => isOutcomeOf(f, id) || (f.type === 'error' && f.payload.ref === frameId), {
-          since,
-          timeoutMs: RESEND_AFTER_MS,
-          description: `the outcome of ${id}`,
-        })
-        .catch((error: unknown) => {
-          if (!this.client.isOpen) throw error;
-          return undefined;
-        });
-      if (reply?.type === 'ack' && reply.payload.status !== 'accepted') {
-        this.versions.set(key, reply.payload.version);
-        this.longestMs = Math.max(this.longestMs, Date.now() - startedAt);
-        return reply.payload;
-      }
-      if (reply?.type === 'error') {
-        if (reply.payload.code !== 'UNAVAILABLE') throw new Error(`${id} refused: ${JSON.stringify(reply.payload)}`);
-        await sleep(reply.payload.retryAfterMs ?? 250);
-      }
-    }
-  }
-}
-
 /** Each writer keeps a few entities changing: one change in flight per entity, a pause between. */
 class SteadyWrites {
   /** Changes made per entity id. */
@@ -407,109 +337,11 @@ class SteadyWrites {
   }
 }
 
-/**
- * Sends mutations on a fixed schedule whatever the acks say (open loop), spread over clients,
- * each client on its own entities. A window reports what was offered and persisted in it.
- */
-class OpenLoopLoad {
-  /** The last value sent per entity id. */
-  readonly lastValues = new Map<string, number>();
-  readonly ratePerSecond: number;
-  sent = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly counters: number[];
-
-  constructor(
-    private readonly clients: readonly TestClient[],
-    private readonly entityType: string,
-    private readonly options: { ratePerSecond: number; entitiesPerClient: number; hotEntities: number },
-  ) {
-    this.ratePerSecond = options.ratePerSecond;
-    this.counters = clients.map(() => 0);
-  }
-
-  start(): void {
-    const tickMs = 10;
-    const startedAt = Date.now();
-    this.timer = setInterval(() => {
-      const due = Math.floor(((Date.now() - startedAt) * this.ratePerSecond) / SECOND);
-      while (this.sent < due) this.sendOne();
-    }, tickMs);
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-
-  /** Mutations offered and persisted during the next `ms`. */
-  async window(ms: number, persisted: () => Promise<number>): Promise<{ count: number; offered: number; ms: number }> {
-    const [before, sentBefore, t0] = [await persisted(), this.sent, Date.now()];
-    await sleep(ms);
-    const [after, sentAfter, t1] = [await persisted(), this.sent, Date.now()];
-    return { count: after - before, offered: sentAfter - sentBefore, ms: t1 - t0 };
-  }
-
-  /**
-   * Most mutations spread over many entities, which is what lets a second worker help; one in ten
-   * goes to a few hot entities, whose mutations both workers hold at once: those test the order.
-   */
-  private entityFor(client: number, counter: number): string {
-    if (counter % 10 === 0) return `c${client + 1}-hot${(counter / 10) % this.options.hotEntities}`;
-    return `c${client + 1}-e${counter % this.options.entitiesPerClient}`;
-  }
-
-  private sendOne(): void {
-    const c = this.sent % this.clients.length;
-    const client = this.clients[c]!;
-    const node = client.clientId ?? `load-${c}`;
-    const n = this.sent;
-    const counter = (this.counters[c] = (this.counters[c] ?? 0) + 1);
-    const entityId = this.entityFor(c, counter);
-    client.send('mutate', {
-      mutationId: mutationId(),
-      entityType: this.entityType,
-      entityId,
-      op: 'patch',
-      data: { n, [`by${n % 3}`]: n },
-      baseVersion: 0,
-      vectorClock: { [node]: counter },
-      hlc: hlcNow(node),
-    });
-    this.lastValues.set(entityId, n);
-    this.sent += 1;
-  }
-}
-
 async function persistedCount(system: TestSystem, entityType: string): Promise<number> {
   const [row] = await system.query<{ n: string }>(`SELECT count(*) AS n FROM mutations WHERE entity_type = $1`, [
     entityType,
   ]);
   return Number(row?.n);
-}
-
-/** Mutations a worker processed, from its Prometheus counter (the ready line names its monitoring URL). */
-async function processedBy(ready: Record<string, unknown>): Promise<number> {
-  const response = await fetch(`${String(ready['monitoringUrl'])}/metrics`);
-  const text = await response.text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('syncline_worker_mutations_total'))
-    .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
-}
-
-function isOutcomeOf(frame: Frame, id: string): boolean {
-  return frame.type === 'ack' && frame.payload.mutationId === id && frame.payload.status !== 'accepted';
-}
-
-/** Mutation ids the gateways acknowledged as stored (`accepted`), on these connections. */
-function acceptedIds(clients: readonly TestClient[]): Set<string> {
-  const ids = new Set<string>();
-  for (const client of clients) {
-    for (const frame of client.frames) {
-      if (frame.type === 'ack' && frame.payload.status === 'accepted') ids.add(frame.payload.mutationId);
-    }
-  }
-  return ids;
 }
 
 /** The longest pause between deltas of `entityType` a client got within [from, to] (frame times are send times). */
@@ -522,26 +354,6 @@ function longestGap(client: TestClient, entityType: string, from: number, to: nu
   return { ms, at: endedAt };
 }
 
-/** Rejects with `what` if `promise` has not settled by `deadline` (epoch ms). */
-async function withDeadline<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), Math.max(0, deadline - Date.now()));
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 function rate({ count, ms }: { count: number; ms: number }): number {
   return Math.round((count * SECOND) / ms);
-}
-
-function report(title: string, lines: Record<string, string>): void {
-  const body = Object.entries(lines)
-    .map(([key, value]) => `  ${key}: ${value}`)
-    .join('\n');
-  process.stdout.write(`\n[cluster] ${title}\n${body}\n`);
 }

@@ -1,13 +1,15 @@
-import { createServer, connect as connectTcp, type Server, type Socket } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect as connectNats, type NatsConnection } from '@nats-io/transport-node';
 import { DifferentialSyncClient, MemoryStorage, nodeWebSocketFactory } from '@syncline/client/node';
-import { CloseCode, type JsonObject, type JsonValue, type OutcomeAckPayload } from '@syncline/contracts';
+import { CloseCode, type JsonObject, type JsonValue } from '@syncline/contracts';
 import { eventually } from './support/eventually.js';
+import { expectLedgerAndOrder as expectLedgerAndOrderOf } from './support/invariants.js';
+import { OpenLoopLoad, Writer, acceptedIds, metricSum, report, withDeadline } from './support/protocol-load.js';
 import { TestSystem, type ExitInfo, type GatewayInfo, type ServiceName } from './support/system.js';
-import { TestClient, hlcNow, mutationId, type Frame } from './support/ws-client.js';
+import { TcpProxy, portOf } from './support/tcp-proxy.js';
+import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
 
 /**
  * What operators rely on when a service gets SIGTERM (a rolling deploy, a scale-down): it exits
@@ -114,54 +116,14 @@ describe('graceful shutdown on SIGTERM', () => {
    * I1–I3 in PostgreSQL: every mutation id in the ledger exactly once, versions 1..n per entity
    * (the entity row agreeing), no change twice, and every committed change published.
    */
+  /** I1–I3 (shared checks), and nothing in the ledger but these mutations. */
   async function expectLedgerAndOrder(entityType: string, ids: ReadonlySet<string>): Promise<void> {
-    await eventually(
-      async () => {
-        const [row] = await system.query<{ n: string }>(
-          `SELECT count(*) AS n FROM mutations WHERE tenant = $1 AND mutation_id = ANY($2)`,
-          [TENANT, [...ids]],
-        );
-        return Number(row?.n) === ids.size;
-      },
-      `every ${entityType} mutation in the ledger`,
-      30_000,
-    );
+    await expectLedgerAndOrderOf(system, TENANT, entityType, ids);
     const [ledger] = await system.query<{ n: string }>(
       `SELECT count(*) AS n FROM mutations WHERE tenant = $1 AND entity_type = $2`,
       [TENANT, entityType],
     );
     expect(Number(ledger?.n)).toBe(ids.size);
-    await eventually(
-      async () => {
-        const [row] = await system.query<{ n: string }>(
-          `SELECT count(*) AS n FROM changes WHERE entity_type = $1 AND seq IS NULL`,
-          [entityType],
-        );
-        return Number(row?.n) === 0;
-      },
-      `every committed ${entityType} change to be published`,
-      20_000,
-    );
-    const duplicates = await system.query(
-      `SELECT mutation_id FROM changes WHERE entity_type = $1 GROUP BY mutation_id HAVING count(*) > 1`,
-      [entityType],
-    );
-    expect(duplicates).toEqual([]);
-    const versions = await system.query<{ entity_id: string; versions: string[]; current: string }>(
-      `SELECT c.entity_id, array_agg(c.version ORDER BY c.version) AS versions, max(e.version) AS current
-         FROM changes c JOIN entities e USING (tenant, entity_type, entity_id)
-        WHERE c.entity_type = $1 GROUP BY c.entity_id`,
-      [entityType],
-    );
-    expect(versions.length).toBeGreaterThan(0);
-    for (const { entity_id, versions: list, current } of versions) {
-      const expected = Array.from({ length: list.length }, (_, k) => k + 1);
-      expect({ entity_id, versions: list.map(Number), current: Number(current) }).toEqual({
-        entity_id,
-        versions: expected,
-        current: list.length,
-      });
-    }
   }
 
   /** Runs `during` while the test holds `table` locked against every access, reads included. */
@@ -229,7 +191,7 @@ describe('graceful shutdown on SIGTERM', () => {
     await eventually(() => load.sent >= sentAtExit + 450, 'more load after the stop', 20_000);
     load.stop();
 
-    report('worker stopped under load', {
+    report('graceful-shutdown', 'worker stopped under load', {
       load: `${load.ratePerSecond}/s over ${loaders.length} gateways, ${load.sent} mutations`,
       'unacknowledged at SIGTERM (both workers)': `${consumer.num_ack_pending}, ${consumer.num_pending} not yet delivered`,
       'processed by the stopped worker before SIGTERM': String(processedBeforeStop),
@@ -261,7 +223,7 @@ describe('graceful shutdown on SIGTERM', () => {
     const redelivered = (await redeliveries()) - redeliveredBefore;
     const redeliveredBeforeStop = consumer.delivered.consumer_seq - consumer.delivered.stream_seq - redeliveredBefore;
     const replayed = await metricSum(survivor.ready, 'syncline_worker_mutations_total', 'status="duplicate"');
-    report('worker stopped under load: after', {
+    report('graceful-shutdown', 'worker stopped under load: after', {
       'ledger complete and outbox drained': `${settledMs} ms after the load stopped`,
       'redelivered messages': `${redelivered} (${redeliveredBeforeStop} before the SIGTERM)`,
       'replays the surviving worker met': String(replayed),
@@ -279,7 +241,9 @@ describe('graceful shutdown on SIGTERM', () => {
   it('drains a conflict service stopped while it resolves: every mutation settled, every conflict resolved', async () => {
     const entityType = 'docs';
     const writers = await Promise.all(
-      [0, 1, 0].map(async (g, w) => new Writer(await connect(g, `editor-${w + 1}`), `editor-${w + 1}`)),
+      [0, 1, 0].map(
+        async (g, w) => new Writer(await connect(g, `editor-${w + 1}`), `editor-${w + 1}`, RESEND_AFTER_MS),
+      ),
     );
     const entities = ['d-1', 'd-2', 'd-3', 'd-4'];
     for (const entityId of entities) await writers[0]!.write(entityType, entityId, { title: entityId });
@@ -331,7 +295,7 @@ describe('graceful shutdown on SIGTERM', () => {
 
     const outcomes = writers.flatMap((writer) => writer.outcomes);
     const concurrent = outcomes.filter((outcome) => outcome.strategy !== undefined);
-    report('conflict service stopped while resolving', {
+    report('graceful-shutdown', 'conflict service stopped while resolving', {
       edits: `${outcomes.length} by ${writers.length} editors on ${entities.length} documents, ${concurrent.length} concurrent`,
       outcomes: JSON.stringify(countBy(outcomes.map((outcome) => outcome.status))),
       [`resolved by the stopped service (#${victim}) before SIGTERM`]: String(resolvedBefore[victim]),
@@ -347,7 +311,7 @@ describe('graceful shutdown on SIGTERM', () => {
     // told their authors. (Each editor owns a field, so the merge keeps every editor's change
     // unless its base is unknown — a concurrent mutation behind another of the same entity in
     // one batch — when the field falls back to last-write-wins and may be `rejected`.)
-    const sent = new Set(writers.flatMap((writer) => writer.sent));
+    const sent = new Set(writers.flatMap((writer) => writer.sent.map((mutation) => mutation.mutationId)));
     expect(outcomes.map((outcome) => outcome.mutationId).sort()).toEqual([...sent].sort());
     await expectLedgerAndOrder(entityType, sent);
     const documents = await serverDocuments(entityType);
@@ -382,10 +346,11 @@ describe('graceful shutdown on SIGTERM', () => {
     const entityType = 'boards';
     const [primary, secondary] = system.gateways as [GatewayInfo, GatewayInfo];
     // What clients dial: a TCP load balancer in front of the gateways, as in production.
-    const balancer = await LoadBalancer.start([portOf(primary.url), portOf(secondary.url)]);
+    let upstreams = [portOf(primary.url), portOf(secondary.url)];
+    const balancer = await TcpProxy.start(() => upstreams);
     const sdk = new DifferentialSyncClient({
       clientId: 'tablet',
-      websocketUrl: `ws://127.0.0.1:${balancer.port}/ws`,
+      websocketUrl: balancer.wsUrl,
       entityTypes: [entityType],
       tokenProvider: () => system.mintToken({ sub: 'tablet', tenant: TENANT }),
       webSocketFactory: nodeWebSocketFactory,
@@ -418,7 +383,7 @@ describe('graceful shutdown on SIGTERM', () => {
       })();
       await eventually(() => written > 20, 'the client to be writing');
       const pendingAtStop = sdk.getPendingChangesCount();
-      balancer.upstreams = [portOf(secondary.url)];
+      upstreams = [portOf(secondary.url)];
       const { exit, ms: drainMs } = await stop('gateway', 0, GATEWAY_EXIT_LIMIT_MS);
 
       // Meanwhile another client keeps changing the same documents through the other gateway.
@@ -447,7 +412,7 @@ describe('graceful shutdown on SIGTERM', () => {
       await eventually(() => sdk.getPendingChangesCount() === 0, 'every write to settle', 30_000);
       await Promise.all(peerIds.map((id) => peer.waitForOutcome(id, { timeoutMs: 30_000 })));
 
-      report('gateway stopped under an SDK client', {
+      report('graceful-shutdown', 'gateway stopped under an SDK client', {
         writes: `${written}, ${pendingAtStop} not yet confirmed at SIGTERM`,
         'exit after SIGTERM': `${drainMs} ms, ${JSON.stringify(exit)}`,
         'close seen by the client': JSON.stringify(disconnects),
@@ -487,69 +452,6 @@ describe('graceful shutdown on SIGTERM', () => {
     }
   }, 60_000);
 });
-
-/**
- * A client that writes like the SDK does through a failover: one mutation id per change, resent
- * unchanged after an `UNAVAILABLE` error or when no outcome came in time, until it has an outcome.
- */
-class Writer {
-  /** Mutation ids, once each. */
-  readonly sent: string[] = [];
-  readonly outcomes: OutcomeAckPayload[] = [];
-  private readonly versions = new Map<string, number>();
-  private counter = 0;
-  resends = 0;
-  longestMs = 0;
-
-  constructor(
-    readonly client: TestClient,
-    readonly name: string,
-  ) {}
-
-  async write(entityType: string, entityId: string, data: JsonObject): Promise<OutcomeAckPayload> {
-    const key = `${entityType}/${entityId}`;
-    const baseVersion = this.versions.get(key) ?? 0;
-    const id = mutationId();
-    this.counter += 1;
-    const payload = {
-      mutationId: id,
-      entityType,
-      entityId,
-      op: 'patch',
-      data,
-      baseVersion,
-      vectorClock: { [this.name]: this.counter },
-      hlc: hlcNow(this.name),
-    };
-    this.sent.push(id);
-    const startedAt = Date.now();
-    const since = this.client.mark();
-    for (let attempt = 0; ; attempt++) {
-      if (attempt > 0) this.resends += 1;
-      const frameId = this.client.send('mutate', payload);
-      const reply = await this.client
-        .waitFor((f) => isOutcomeOf(f, id) || (f.type === 'error' && f.payload.ref === frameId), {
-          since,
-          timeoutMs: RESEND_AFTER_MS,
-          description: `the outcome of ${id}`,
-        })
-        .catch((error: unknown) => {
-          if (!this.client.isOpen) throw error;
-          return undefined;
-        });
-      if (reply?.type === 'ack' && reply.payload.status !== 'accepted') {
-        this.versions.set(key, Math.max(reply.payload.version, this.versions.get(key) ?? 0));
-        this.longestMs = Math.max(this.longestMs, Date.now() - startedAt);
-        this.outcomes.push(reply.payload);
-        return reply.payload;
-      }
-      if (reply?.type === 'error') {
-        if (reply.payload.code !== 'UNAVAILABLE') throw new Error(`${id} refused: ${JSON.stringify(reply.payload)}`);
-        await sleep(reply.payload.retryAfterMs ?? 250);
-      }
-    }
-  }
-}
 
 /** Every writer edits its own field of every shared entity, one change in flight per pair, a pause between. */
 class SharedEdits {
@@ -594,177 +496,8 @@ class SharedEdits {
   }
 }
 
-/**
- * Sends mutations on a fixed schedule whatever the acks say (open loop), spread over clients,
- * each client on its own entities; one in ten goes to a few hot entities, whose mutations both
- * workers hold at once.
- */
-class OpenLoopLoad {
-  /** The last value sent per entity id. */
-  readonly lastValues = new Map<string, number>();
-  readonly ratePerSecond: number;
-  sent = 0;
-  /** Sent on the schedule (not in bursts). */
-  private scheduled = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly counters: number[];
-
-  constructor(
-    private readonly clients: readonly TestClient[],
-    private readonly entityType: string,
-    private readonly options: { ratePerSecond: number; entitiesPerClient: number; hotEntities: number },
-  ) {
-    this.ratePerSecond = options.ratePerSecond;
-    this.counters = clients.map(() => 0);
-  }
-
-  start(): void {
-    const startedAt = Date.now();
-    this.timer = setInterval(() => {
-      const due = Math.floor(((Date.now() - startedAt) * this.ratePerSecond) / SECOND);
-      for (; this.scheduled < due; this.scheduled++) this.sendOne();
-    }, 10);
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-
-  /** Sends `count` more at once, on top of the schedule. */
-  burst(count: number): void {
-    for (let i = 0; i < count; i++) this.sendOne();
-  }
-
-  private entityFor(client: number, counter: number): string {
-    if (counter % 10 === 0) return `c${client + 1}-hot${(counter / 10) % this.options.hotEntities}`;
-    return `c${client + 1}-e${counter % this.options.entitiesPerClient}`;
-  }
-
-  private sendOne(): void {
-    const c = this.sent % this.clients.length;
-    const client = this.clients[c]!;
-    const node = client.clientId ?? `load-${c}`;
-    const n = this.sent;
-    const counter = (this.counters[c] = (this.counters[c] ?? 0) + 1);
-    const entityId = this.entityFor(c, counter);
-    client.send('mutate', {
-      mutationId: mutationId(),
-      entityType: this.entityType,
-      entityId,
-      op: 'patch',
-      data: { n, [`by${n % 3}`]: n },
-      baseVersion: 0,
-      vectorClock: { [node]: counter },
-      hlc: hlcNow(node),
-    });
-    this.lastValues.set(entityId, n);
-    this.sent += 1;
-  }
-}
-
-/**
- * A TCP load balancer in front of the gateways: each new connection goes to the first upstream
- * in `upstreams`. Taking a gateway out of rotation is replacing the list.
- */
-class LoadBalancer {
-  private readonly sockets = new Set<Socket>();
-
-  private constructor(
-    private readonly server: Server,
-    public upstreams: number[],
-  ) {
-    server.on('connection', (client) => this.forward(client));
-  }
-
-  static async start(upstreams: number[]): Promise<LoadBalancer> {
-    const server = createServer();
-    const balancer = new LoadBalancer(server, upstreams);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return balancer;
-  }
-
-  get port(): number {
-    return (this.server.address() as { port: number }).port;
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise((resolve) => this.server.close(resolve));
-  }
-
-  private forward(client: Socket): void {
-    const port = this.upstreams[0];
-    if (port === undefined) {
-      client.destroy();
-      return;
-    }
-    const upstream = connectTcp(port, '127.0.0.1');
-    for (const [socket, other] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      this.sockets.add(socket);
-      // `end()`, not `destroy()`: what the other side already sent (a close frame) is still delivered.
-      socket.on('error', () => other.end());
-      socket.on('close', () => this.sockets.delete(socket));
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  }
-}
-
-function portOf(url: string): number {
-  return Number(new URL(url).port);
-}
-
-/** The sum of a Prometheus counter's series (optionally only those whose labels contain `labels`). */
-async function metricSum(ready: Record<string, unknown>, name: string, labels = ''): Promise<number> {
-  const response = await fetch(`${String(ready['monitoringUrl'])}/metrics`);
-  const text = await response.text();
-  return text
-    .split('\n')
-    .filter((line) => (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) && line.includes(labels))
-    .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
-}
-
 function countBy(values: readonly string[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const value of values) counts[value] = (counts[value] ?? 0) + 1;
   return counts;
-}
-
-function isOutcomeOf(frame: Frame, id: string): boolean {
-  return frame.type === 'ack' && frame.payload.mutationId === id && frame.payload.status !== 'accepted';
-}
-
-/** Mutation ids of `entityType` the gateways acknowledged as stored (`accepted`), on these connections. */
-function acceptedIds(clients: readonly TestClient[], entityType: string): Set<string> {
-  const ids = new Set<string>();
-  for (const client of clients) {
-    for (const frame of client.frames) {
-      if (frame.type === 'ack' && frame.payload.status === 'accepted' && frame.payload.entityType === entityType)
-        ids.add(frame.payload.mutationId);
-    }
-  }
-  return ids;
-}
-
-/** Rejects with `what` if `promise` has not settled by `deadline` (epoch ms). */
-async function withDeadline<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), Math.max(0, deadline - Date.now()));
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function report(title: string, lines: Record<string, string>): void {
-  const body = Object.entries(lines)
-    .map(([key, value]) => `  ${key}: ${value}`)
-    .join('\n');
-  process.stdout.write(`\n[graceful-shutdown] ${title}\n${body}\n`);
 }
