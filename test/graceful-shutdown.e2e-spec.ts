@@ -280,7 +280,18 @@ describe('graceful shutdown on SIGTERM', () => {
       await system.waitForLog('conflict-service', index.candidate, (record) => record.msg === 'shutting down', {
         description: '"shutting down"',
       });
-      await sleep(300);
+      // Its monitoring port closes first, then it drains its subscription: past that point, the
+      // requests it took are what it has to answer before it may exit.
+      const health = `${String(system.instance('conflict-service', index.candidate).ready['monitoringUrl'])}/health`;
+      await eventually(
+        () =>
+          fetch(health).then(
+            () => false,
+            () => true,
+          ),
+        'its monitoring port to close',
+        10_000,
+      );
       return { victim: index.candidate, stopped: exiting, resolvedBefore: before };
     });
     const lockedMs = Date.now() - lockedAt;
