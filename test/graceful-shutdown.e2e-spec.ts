@@ -319,9 +319,8 @@ describe('graceful shutdown on SIGTERM', () => {
     expect(drainMs).toBeLessThan(CONFLICT_EXIT_LIMIT_MS);
 
     // Every mutation has exactly one final outcome, and the documents hold what the outcomes
-    // told their authors. (Each editor owns a field, so the merge keeps every editor's change
-    // unless its base is unknown — a concurrent mutation behind another of the same entity in
-    // one batch — when the field falls back to last-write-wins and may be `rejected`.)
+    // told their authors. (Each editor owns a field, so the merge keeps every editor's change;
+    // an edit that arrives after a later one of the same editor ends `rejected`, superseded.)
     const sent = new Set(writers.flatMap((writer) => writer.sent.map((mutation) => mutation.mutationId)));
     expect(outcomes.map((outcome) => outcome.mutationId).sort()).toEqual([...sent].sort());
     await expectLedgerAndOrder(entityType, sent);

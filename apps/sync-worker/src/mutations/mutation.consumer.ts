@@ -98,7 +98,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
 
   /** Stops fetching, then finishes and acknowledges what it holds. */
   async onApplicationShutdown(): Promise<void> {
-    await this.messages?.close();
+    await this.stopFetching();
     await this.draining;
     await Promise.all(this.publishing);
   }
