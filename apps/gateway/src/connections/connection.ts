@@ -101,6 +101,12 @@ export class Connection {
     this.socket.close(code, reason);
   }
 
+  /** Resolves once the socket has closed, whoever closed it. */
+  closed(): Promise<void> {
+    if (this.socket.readyState === this.socket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => this.socket.once('close', () => resolve()));
+  }
+
   /** Called when the socket closed, whoever closed it. */
   markClosed(): void {
     this.open = false;

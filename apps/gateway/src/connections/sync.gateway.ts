@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, type BeforeApplicationShutdown } from '@nestjs/common';
 import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
 import type { IncomingMessage } from 'node:http';
@@ -84,19 +85,10 @@ export class SyncGateway implements OnGatewayConnection, BeforeApplicationShutdo
     // dropped, and a client that had just been sent frames saw an abnormal 1006 instead of
     // GOING_AWAY. Waiting for the clients' answering close frames completes the handshake.
     const closed = [...this.registry.all()].map((connection) => {
-      const socket = connection.socketForProbe;
-      const done = new Promise<void>((resolve) => socket.once('close', () => resolve()));
       connection.close(CloseCode.GOING_AWAY, 'gateway shutting down');
-      return socket.readyState === socket.CLOSED ? Promise.resolve() : done;
+      return connection.closed();
     });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(closed),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, CLOSE_HANDSHAKE_TIMEOUT_MS);
-      }),
-    ]);
-    clearTimeout(timer);
+    await Promise.race([Promise.all(closed), delay(CLOSE_HANDSHAKE_TIMEOUT_MS, undefined, { ref: false })]);
   }
 
   private async authenticate(request: IncomingMessage): Promise<Principal> {
