@@ -166,7 +166,8 @@ describe('bad input', () => {
     }
     await expectOthersUnaffected();
     const rejected = await eventually(async () => {
-      const rows = await system.query<{ reason: string }>(`SELECT reason FROM rejected_messages ORDER BY id`);
+      // Rejections are recorded concurrently, so the stream's order is the one to compare.
+      const rows = await system.query<{ reason: string }>(`SELECT reason FROM rejected_messages ORDER BY stream_seq`);
       return rows.length >= 2 && rows;
     }, 'both messages to be recorded as rejected');
     expect(rejected.map((r) => r.reason)).toEqual([expect.stringMatching(/^schema: /), 'not valid JSON']);
