@@ -127,7 +127,7 @@ export class EntityStoreRepository {
     try {
       return await work(tx);
     } catch (error) {
-      if (tx.open) await client.query('ROLLBACK').catch(() => undefined);
+      if (tx.open) await tx.rollback().catch(() => undefined);
       throw error;
     } finally {
       await runner.release();
@@ -137,6 +137,11 @@ export class EntityStoreRepository {
 
 class SqlStoreTransaction implements StoreTransaction {
   open = false;
+  /**
+   * The entities of a batch are worked on side by side, but one connection runs one query at a
+   * time: pg would queue overlapping ones itself, yet deprecates doing so, so they queue here.
+   */
+  private previous: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly client: PgClient) {}
 
@@ -148,7 +153,7 @@ class SqlStoreTransaction implements StoreTransaction {
     const statements = ['BEGIN'];
     if (ledger.length > 0) statements.push(this.ledgerQuery(ledger));
     statements.push(this.lockQuery(keys));
-    const results = await this.client.query(statements.join(';\n'));
+    const results = await this.query(statements.join(';\n'));
     const list = Array.isArray(results) ? results : [results];
     const lockRows = list[list.length - 1]?.rows ?? [];
     const ledgerRows = ledger.length > 0 ? (list[1]?.rows ?? []) : [];
@@ -156,7 +161,7 @@ class SqlStoreTransaction implements StoreTransaction {
   }
 
   async changesAfter(key: EntityKey, version: number): Promise<{ version: number; changes: FieldChange[] }[]> {
-    const result = (await this.client.query(
+    const result = (await this.query(
       `SELECT version, changes FROM changes
         WHERE tenant = $1 AND entity_type = $2 AND entity_id = $3 AND version > $4
         ORDER BY version`,
@@ -167,8 +172,20 @@ class SqlStoreTransaction implements StoreTransaction {
 
   async commit(writes: BatchWrites): Promise<void> {
     const statements = writes.mutations.length > 0 ? [this.writeQuery(writes), 'COMMIT'] : ['COMMIT'];
-    await this.client.query(statements.join(';\n'));
+    await this.query(statements.join(';\n'));
     this.open = false;
+  }
+
+  /** Queued behind queries still running for the batch's other entities. */
+  async rollback(): Promise<void> {
+    await this.query('ROLLBACK');
+    this.open = false;
+  }
+
+  private query(text: string, values?: unknown[]): Promise<PgResult | PgResult[]> {
+    const result = this.previous.then(() => this.client.query(text, values));
+    this.previous = result.catch(() => undefined);
+    return result;
   }
 
   private ledgerQuery(ledger: readonly { tenant: string; mutationId: string }[]): string {
