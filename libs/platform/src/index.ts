@@ -7,3 +7,4 @@ export * from './instance.js';
 export * from './nest.js';
 export * from './boot.js';
 export * from './monitoring.js';
+export * from './responder.js';

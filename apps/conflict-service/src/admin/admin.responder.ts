@@ -1,18 +1,15 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/nats-core';
 import {
   AdminRequest,
-  ErrorCode,
   QueueGroup,
   Subjects,
-  SynclineError,
   conflictsRequestSchema,
   policyRequestSchema,
   policyUpdateSchema,
   type Policy,
 } from '@syncline/contracts';
-import { CONFIG, LOGGER, NATS, decodeJson, encodeJson, replyError, type Logger } from '@syncline/platform';
-import type { z } from 'zod';
+import { CONFIG, JsonResponder, LOGGER, NATS, type Logger } from '@syncline/platform';
 import type { ConflictServiceConfig } from '../config.js';
 import { PolicyService } from '../policies/policy.service.js';
 import { AdminRepository } from './admin.repository.js';
@@ -23,31 +20,35 @@ import { AdminRepository } from './admin.repository.js';
  */
 @Injectable()
 export class AdminResponder implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly subscriptions: Subscription[] = [];
+  private readonly responder: JsonResponder;
 
   constructor(
     private readonly repository: AdminRepository,
     private readonly policies: PolicyService,
-    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(NATS) nats: NatsConnection,
     @Inject(CONFIG) private readonly config: ConflictServiceConfig,
-    @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    this.responder = new JsonResponder(nats, QueueGroup.conflictService, logger);
+  }
 
   onApplicationBootstrap(): void {
     const subjects = new Subjects(this.config.SYNC_NAMESPACE);
-    this.answer(subjects.admin(AdminRequest.getPolicy), policyRequestSchema, (request) => this.policy(request));
-    this.answer(subjects.admin(AdminRequest.putPolicy), policyUpdateSchema, async (request) => {
+    this.responder.serve(subjects.admin(AdminRequest.getPolicy), policyRequestSchema, (request) =>
+      this.policy(request),
+    );
+    this.responder.serve(subjects.admin(AdminRequest.putPolicy), policyUpdateSchema, async (request) => {
       await this.repository.putPolicy(request);
       this.policies.forget(request.tenant, request.entityType);
       return this.policy(request);
     });
-    this.answer(subjects.admin(AdminRequest.listConflicts), conflictsRequestSchema, (request) =>
+    this.responder.serve(subjects.admin(AdminRequest.listConflicts), conflictsRequestSchema, (request) =>
       this.repository.conflicts(request),
     );
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all(this.subscriptions.map((subscription) => subscription.drain()));
+    await this.responder.stop();
   }
 
   private async policy(request: { tenant: string; entityType: string }): Promise<Policy> {
@@ -61,36 +62,5 @@ export class AdminResponder implements OnApplicationBootstrap, OnApplicationShut
       source: updatedAt ? 'policy' : 'default',
       ...(updatedAt ? { updatedAt: updatedAt.toISOString() } : {}),
     };
-  }
-
-  private answer<S extends z.ZodType>(subject: string, schema: S, handle: (request: z.output<S>) => Promise<unknown>) {
-    const subscription = this.nats.subscribe(subject, {
-      queue: QueueGroup.conflictService,
-      callback: (error, msg) => {
-        if (!error) void this.respond(msg, schema, handle);
-      },
-    });
-    this.subscriptions.push(subscription);
-  }
-
-  private async respond<S extends z.ZodType>(msg: Msg, schema: S, handle: (request: z.output<S>) => Promise<unknown>) {
-    try {
-      const request = schema.safeParse(safeDecode(msg.data));
-      if (!request.success) {
-        throw new SynclineError(ErrorCode.VALIDATION_FAILED, `invalid request: ${request.error.issues[0]?.message}`);
-      }
-      msg.respond(encodeJson(await handle(request.data)));
-    } catch (error) {
-      if (!SynclineError.is(error)) this.logger.error({ err: error, subject: msg.subject }, 'admin request failed');
-      msg.respond(encodeJson(replyError(error)));
-    }
-  }
-}
-
-function safeDecode(data: Uint8Array): unknown {
-  try {
-    return decodeJson(data);
-  } catch {
-    return undefined;
   }
 }

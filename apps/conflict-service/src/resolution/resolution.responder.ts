@@ -1,18 +1,16 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import type { Msg, NatsConnection, Subscription } from '@nats-io/nats-core';
-import { ErrorCode, QueueGroup, Subjects, SynclineError, conflictRequestSchema } from '@syncline/contracts';
+import type { Msg, NatsConnection } from '@nats-io/nats-core';
+import { QueueGroup, Subjects, conflictRequestSchema, type ConflictRequest } from '@syncline/contracts';
 import {
   CONFIG,
+  JsonResponder,
   LOGGER,
   METRICS_REGISTRY,
   NATS,
   TELEMETRY,
   SpanKind,
-  decodeJson,
-  encodeJson,
   endSpan,
   extractTraceContext,
-  replyError,
   type Logger,
   type Telemetry,
 } from '@syncline/platform';
@@ -23,19 +21,18 @@ import { ResolutionService } from './resolution.service.js';
 /** The NATS edge of the service: requests on `<ns>.conflict.resolve`, in a queue group. */
 @Injectable()
 export class ResolutionResponder implements OnApplicationBootstrap, OnApplicationShutdown {
-  private subscription: Subscription | undefined;
-  /** Requests received and not yet answered. */
-  private readonly answering = new Set<Promise<void>>();
+  private readonly responder: JsonResponder;
   private readonly resolved: Counter<'strategy' | 'winner'>;
 
   constructor(
     private readonly resolutions: ResolutionService,
-    @Inject(NATS) private readonly nats: NatsConnection,
+    @Inject(NATS) nats: NatsConnection,
     @Inject(CONFIG) private readonly config: ConflictServiceConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(TELEMETRY) private readonly telemetry: Telemetry,
     @Inject(METRICS_REGISTRY) registry: Registry,
   ) {
+    this.responder = new JsonResponder(nats, QueueGroup.conflictService, logger);
     this.resolved = new Counter({
       name: 'syncline_conflict_resolutions_total',
       help: 'Conflicts resolved by this service, by strategy and winner (client, server, merged)',
@@ -46,63 +43,33 @@ export class ResolutionResponder implements OnApplicationBootstrap, OnApplicatio
 
   onApplicationBootstrap(): void {
     const subject = new Subjects(this.config.SYNC_NAMESPACE).conflictResolve();
-    this.subscription = this.nats.subscribe(subject, {
-      queue: QueueGroup.conflictService,
-      callback: (error, msg) => {
-        if (error) {
-          this.logger.error({ err: error }, 'subscription failed');
-          return;
-        }
-        const answer = this.answer(msg);
-        this.answering.add(answer);
-        void answer.finally(() => this.answering.delete(answer));
-      },
-    });
+    this.responder.serve(subject, conflictRequestSchema, (request, msg) => this.resolve(request, msg));
     this.logger.info({ subject }, 'resolving conflicts');
   }
 
   async onApplicationShutdown(): Promise<void> {
-    // Drain: requests already received are answered before the connection closes.
-    await this.subscription?.drain();
-    // `drain()` resolves once the last request was handed to the callback, not once it was
-    // answered: an answer may still wait for its policy in PostgreSQL. Without waiting for it the
-    // process closed NATS and exited first, and the worker that asked held its batch (and the
-    // entity's row lock) until its request timed out, then had JetStream redeliver the batch.
-    await Promise.allSettled(this.answering);
+    // A worker waiting for an answer holds its batch and the entity's row lock: answer first.
+    await this.responder.stop();
   }
 
-  private async answer(msg: Msg): Promise<void> {
+  private async resolve(request: ConflictRequest, msg: Msg) {
     const span = this.telemetry.tracer.startSpan(
       'conflict.resolve',
-      { kind: SpanKind.SERVER },
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'sync.tenant': request.tenant, 'sync.entity_type': request.entityType },
+      },
       extractTraceContext(msg.headers),
     );
     try {
-      const request = conflictRequestSchema.safeParse(safeDecode(msg.data));
-      if (!request.success) {
-        throw new SynclineError(
-          ErrorCode.VALIDATION_FAILED,
-          `invalid conflict request: ${request.error.issues[0]?.message}`,
-        );
-      }
-      span.setAttributes({ 'sync.tenant': request.data.tenant, 'sync.entity_type': request.data.entityType });
-      const response = await this.resolutions.resolve(request.data);
+      const response = await this.resolutions.resolve(request);
       span.setAttributes({ 'sync.strategy': response.strategy, 'sync.winner': response.winner });
       this.resolved.inc({ strategy: response.strategy, winner: response.winner });
-      msg.respond(encodeJson(response));
       endSpan(span);
+      return response;
     } catch (error) {
-      if (!SynclineError.is(error)) this.logger.error({ err: error }, 'conflict resolution failed');
-      msg.respond(encodeJson(replyError(error)));
       endSpan(span, error);
+      throw error;
     }
-  }
-}
-
-function safeDecode(data: Uint8Array): unknown {
-  try {
-    return decodeJson(data);
-  } catch {
-    return undefined;
   }
 }
