@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect as connectNats } from '@nats-io/transport-node';
 import { eventually } from './support/eventually.js';
 import {
   describeDivergence,
@@ -9,10 +7,10 @@ import {
   sameState,
   serverState,
 } from './support/invariants.js';
-import { NatsCluster } from './support/nats-cluster.js';
+import { ProductionShape } from './support/production-shape.js';
 import { Replica, type SentMutation } from './support/replica.js';
 import { OpenLoopLoad, Writer, acceptedIds, metricSum, report, withDeadline } from './support/protocol-load.js';
-import { TestSystem } from './support/system.js';
+import { type TestSystem } from './support/system.js';
 import { TestClient, type FrameOf } from './support/ws-client.js';
 
 /**
@@ -32,38 +30,27 @@ const WINDOW_MS = 2500;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('a three-node JetStream cluster', () => {
-  let cluster: NatsCluster;
+  let shape: ProductionShape;
   let system: TestSystem;
   const clients: TestClient[] = [];
 
   beforeAll(async () => {
-    cluster = await NatsCluster.start({ nodes: 3 });
-    system = await TestSystem.start({
+    shape = await ProductionShape.start({
       gateways: 3,
-      workers: 2,
-      conflictServices: 2,
-      readyTimeoutMs: 30_000,
-      env: {
-        NATS_URL: cluster.urls,
-        STREAM_REPLICAS: '3',
-        // A delivery whose ack died with a consumer leader comes back after this. Not shorter:
-        // a worker that fell behind holds its prefetched messages for seconds before it acks.
-        WORKER_ACK_WAIT_MS: '10000',
-      },
+      // A delivery whose ack died with a consumer leader comes back after this. Not shorter:
+      // a worker that fell behind holds its prefetched messages for seconds before it acks.
+      workerAckWaitMs: 10_000,
       // The load of one test client per gateway is far above the per-connection default.
       serviceEnv: {
         gateway: { RATE_LIMIT_FRAMES_PER_SECOND: '100000', RATE_LIMIT_TENANT_MUTATIONS_PER_SECOND: '100000' },
       },
     });
+    system = shape.system;
   }, 60_000);
 
   afterAll(async () => {
     await Promise.all(clients.map((client) => client.close().catch(() => undefined)));
-    try {
-      await system?.stop();
-    } finally {
-      await cluster?.stop();
-    }
+    await shape?.stop();
   });
 
   async function connect(gateway: number, user: string): Promise<TestClient> {
@@ -221,8 +208,9 @@ describe('a three-node JetStream cluster', () => {
     const readers = await Promise.all([0, 1, 2].map((g) => readerOn(g, `orders-reader-${g + 1}`, entityType)));
     // Of the three nodes, losing the one that leads the workers' shared consumer hurts the write
     // path most: it also takes the workers' outstanding pull requests with it.
-    const victim = await workerConsumerLeader();
-    const held = await whatNodeLeads(cluster.nodes[victim]!.name);
+    const { cluster } = shape;
+    const victim = await shape.workerConsumerLeader();
+    const held = await shape.whatNodeLeads(cluster.nodes[victim]!.name);
 
     const chains = new SteadyWrites(writers, entityType, { entitiesPerWriter: 15, pauseMs: 40 });
     chains.start();
@@ -261,37 +249,6 @@ describe('a three-node JetStream cluster', () => {
       ...readers.map((client, g) => ({ name: `orders-reader-${g + 1}`, client })),
     ]);
   }, 85_000);
-
-  /** The index of the node that leads the workers' shared consumer now. */
-  async function workerConsumerLeader(): Promise<number> {
-    return withJsm(async (jsm) => {
-      const info = await jsm.consumers.info(system.streams.mutations, 'sync-worker');
-      if (!info.cluster?.leader) throw new Error('the worker consumer has no leader');
-      return cluster.indexOf(info.cluster.leader);
-    });
-  }
-
-  /** Which of the system's streams and the workers' consumer the node leads (for the report). */
-  async function whatNodeLeads(name: string): Promise<string[]> {
-    return withJsm(async (jsm) => {
-      const held: string[] = [];
-      for (const stream of [system.streams.mutations, system.streams.changes]) {
-        if ((await jsm.streams.info(stream)).cluster?.leader === name) held.push(`stream ${stream}`);
-      }
-      const consumer = await jsm.consumers.info(system.streams.mutations, 'sync-worker');
-      if (consumer.cluster?.leader === name) held.push('the worker consumer');
-      return held;
-    });
-  }
-
-  async function withJsm<T>(use: (jsm: Awaited<ReturnType<typeof jetstreamManager>>) => Promise<T>): Promise<T> {
-    const nc = await connectNats({ servers: system.natsServers, name: 'cluster-test' });
-    try {
-      return await use(await jetstreamManager(nc));
-    } finally {
-      await nc.close();
-    }
-  }
 });
 
 /** Each writer keeps a few entities changing: one change in flight per entity, a pause between. */

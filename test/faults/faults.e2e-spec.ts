@@ -3,13 +3,11 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isDeepStrictEqual, promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect as connectNats } from '@nats-io/transport-node';
 import { jsonEqual } from '@syncline/delta';
 import { eventually } from '../support/eventually.js';
 import { expectLedgerAndOrder, longestPause, serverState } from '../support/invariants.js';
-import { NatsCluster } from '../support/nats-cluster.js';
-import { TestSystem } from '../support/system.js';
+import { ProductionShape } from '../support/production-shape.js';
+import { type TestSystem } from '../support/system.js';
 import { Fleet, sleep } from './fleet.js';
 
 /**
@@ -53,33 +51,19 @@ interface FaultReport {
 }
 
 describe(`faults under load (${FULL ? 'full' : 'short'} form)`, () => {
-  let cluster: NatsCluster;
+  let shape: ProductionShape;
   let system: TestSystem;
   const reports: FaultReport[] = [];
 
   beforeAll(async () => {
-    cluster = await NatsCluster.start({ nodes: 3 });
-    system = await TestSystem.start({
-      gateways: 2,
-      workers: 2,
-      conflictServices: 2,
-      readyTimeoutMs: 30_000,
-      env: {
-        NATS_URL: cluster.urls,
-        STREAM_REPLICAS: '3',
-        // What a SIGKILLed worker held comes back to the other worker after this.
-        WORKER_ACK_WAIT_MS: '5000',
-      },
-    });
+    // What a SIGKILLed worker held comes back to the other worker after the ack wait.
+    shape = await ProductionShape.start({ gateways: 2, workerAckWaitMs: 5000 });
+    system = shape.system;
   }, 90_000);
 
   afterAll(async () => {
     await writeReport(reports).catch(() => undefined);
-    try {
-      await system?.stop();
-    } finally {
-      await cluster?.stop();
-    }
+    await shape?.stop();
   });
 
   /**
@@ -237,7 +221,8 @@ describe(`faults under load (${FULL ? 'full' : 'short'} form)`, () => {
   it('SIGKILL of one NATS node of three, then its restart', async () => {
     await underLoad('NATS node SIGKILL', 'nats-kill', async () => {
       // The node leading the workers' consumer: its loss also takes their pull requests.
-      const victim = await workerConsumerLeader();
+      const { cluster } = shape;
+      const victim = await shape.workerConsumerLeader();
       await cluster.kill(victim, 'SIGKILL');
       await sleep(NATS_OUTAGE_MS);
       await cluster.restart(victim);
@@ -270,18 +255,6 @@ describe(`faults under load (${FULL ? 'full' : 'short'} form)`, () => {
     // It noticed the dead path, reconnected, and (checked above) caught up with what it missed.
     expect(fleet.clients[0]!.reconnects).toBeGreaterThan(0);
   }, 120_000);
-
-  /** The index of the NATS node that leads the workers' shared consumer now. */
-  async function workerConsumerLeader(): Promise<number> {
-    const nc = await connectNats({ servers: system.natsServers, name: 'faults-test' });
-    try {
-      const info = await (await jetstreamManager(nc)).consumers.info(system.streams.mutations, 'sync-worker');
-      if (!info.cluster?.leader) throw new Error('the worker consumer has no leader');
-      return cluster.indexOf(info.cluster.leader);
-    } finally {
-      await nc.close();
-    }
-  }
 });
 
 /**
