@@ -1,8 +1,9 @@
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { createParser, type ParserCallbacks } from 'eventsource-parser';
 import {
   CloseCode,
   PROTOCOL_VERSION,
   type BatchItemResult,
+  type DeltaPayload,
   type ErrorPayload,
   type ServerFrame,
   type WelcomePayload,
@@ -35,15 +36,26 @@ type Payload = Record<string, unknown>;
 
 /**
  * The protocol over Server-Sent Events and HTTP, for networks where WebSockets do not get
- * through. It speaks to the client in the same frames as a WebSocket connection: each subscribed
- * entity type is one SSE stream resumed with its cursor as `Last-Event-ID`; `sync` is a GET, and
- * `mutate` a POST that waits for the outcome. A lost stream drops the whole connection, and the
+ * through. It speaks to the client in the same frames as a WebSocket connection: `sync` is a GET,
+ * `mutate` a POST that waits for the outcome, and every subscribed entity type arrives on one
+ * event stream. One stream, not one per type: over HTTP/1.1 a browser opens at most six
+ * connections to a host, and a seventh type would wait forever.
+ *
+ * The stream resumes from the oldest position among its types (`Last-Event-ID`); events a type
+ * already has are dropped here, so each type sees its changes once and in order. Subscribing to
+ * another type reopens the stream. A lost stream drops the whole connection, and the
  * reconnection resubscribes every type from its cursor and resends what is pending, as with a
  * WebSocket.
  */
 export class SseConnection extends TypedEmitter<ConnectionEvents> implements SyncConnection {
   private currentState: ConnectionState = 'disconnected';
-  private readonly streams = new Map<string, AbortController>();
+  /** The subscribed types, and how far each has been delivered. */
+  private readonly types = new Map<string, StreamedType>();
+  private stream: EventStream | undefined;
+  /** The next (re)opening of the stream, shared by the subscriptions made meanwhile. */
+  private opening: Promise<OpenedStream> | undefined;
+  /** The opening under way: the next one waits for it rather than abort it halfway. */
+  private openInFlight: Promise<unknown> = Promise.resolve();
   private readonly fetch: typeof fetch;
   private generation = 0;
   private attempts = 0;
@@ -125,8 +137,7 @@ export class SseConnection extends TypedEmitter<ConnectionEvents> implements Syn
           id,
         );
       case 'unsubscribe':
-        for (const entityType of payload['entityTypes'] as string[]) this.closeStream(entityType);
-        return this.reply({ type: 'unsubscribed', id, payload: { entityTypes: payload['entityTypes'] as string[] } });
+        return this.unsubscribe(payload['entityTypes'] as string[], id);
       case 'sync':
         return this.sync(payload, id);
       case 'mutate':
@@ -143,12 +154,38 @@ export class SseConnection extends TypedEmitter<ConnectionEvents> implements Syn
   }
 
   private async subscribe(entityTypes: string[], cursors: Record<string, string>, id: string): Promise<void> {
-    const states = await Promise.all(
-      entityTypes.map((entityType) => this.openStream(entityType, cursors[entityType], id)),
-    );
-    const subscriptions = states.filter((state) => state !== undefined);
-    if (subscriptions.length > 0 || entityTypes.length === 0)
-      this.reply({ type: 'subscribed', id, payload: { subscriptions } });
+    for (const entityType of entityTypes) this.types.set(entityType, streamedType(cursors[entityType]));
+    let opened: OpenedStream;
+    try {
+      opened = await this.reopen();
+    } catch (error) {
+      // Refused (a type not allowed, say): the stream goes on for the types subscribed before.
+      for (const entityType of entityTypes) this.types.delete(entityType);
+      if (error instanceof HttpFrameError && this.types.size > 0) {
+        this.reopen().catch((cause: unknown) =>
+          this.lose(`the event stream did not reopen: ${(cause as Error).message}`),
+        );
+      }
+      throw error;
+    }
+    const resync = opened.expired.find((type) => entityTypes.includes(type.entityType));
+    if (resync) {
+      this.reply({ type: 'sync_required', id, payload: resync });
+      return;
+    }
+    // Where each type is now: deltas the stream replayed may already have been passed on.
+    const subscriptions = entityTypes.flatMap((entityType) => {
+      const type = this.types.get(entityType);
+      return type ? [{ entityType, cursor: type.cursor ?? '', replayed: 0 }] : [];
+    });
+    this.reply({ type: 'subscribed', id, payload: { subscriptions } });
+  }
+
+  private unsubscribe(entityTypes: string[], id: string): void {
+    // The stream keeps running for the other types; events of these are dropped from now on.
+    for (const entityType of entityTypes) this.types.delete(entityType);
+    if (this.types.size === 0) this.closeStream();
+    this.reply({ type: 'unsubscribed', id, payload: { entityTypes } });
   }
 
   private async sync(payload: Payload, id: string): Promise<void> {
@@ -198,53 +235,111 @@ export class SseConnection extends TypedEmitter<ConnectionEvents> implements Syn
   // ---------------------------------------------------------------------------------------------
   // Streams
 
-  /** Opens one type's stream; resolves with its subscription state once the server accepted it. */
-  private async openStream(entityType: string, cursor: string | undefined, id: string) {
-    this.closeStream(entityType);
+  /**
+   * Opens the stream anew for the subscribed types, once for all the subscriptions made in the
+   * same turn (a reconnection resubscribes every type at once).
+   */
+  private reopen(): Promise<OpenedStream> {
+    this.opening ??= this.openInFlight
+      .then(() => new Promise((resolve) => setTimeout(resolve, 0)))
+      .then(() => {
+        this.opening = undefined;
+        const opened = this.openStream();
+        this.openInFlight = opened.catch(() => undefined);
+        return opened;
+      });
+    return this.opening;
+  }
+
+  /**
+   * Opens one stream for every subscribed type, from the oldest of their positions, and resolves
+   * once the gateway accepted it. A position the feed no longer holds ends the stream at once
+   * with `sync_required`: the types at that position are dropped (the client takes a snapshot of
+   * each) and the stream opens again for the others.
+   */
+  private async openStream(): Promise<OpenedStream> {
+    this.closeStream();
+    const expired: ExpiredType[] = [];
+    while (this.types.size > 0) {
+      const from = oldestOf(this.types);
+      const outcome = await this.openFrom(from);
+      if (outcome === 'open') break;
+      for (const [entityType, type] of this.types) {
+        if (type.cursor !== from?.cursor) continue;
+        this.types.delete(entityType);
+        expired.push({ entityType, reason: outcome.reason, cursor: type.cursor ?? '' });
+      }
+    }
+    return { expired };
+  }
+
+  private async openFrom(from: StreamedType | undefined): Promise<'open' | { reason: SyncRequiredReason }> {
     const controller = new AbortController();
-    this.streams.set(entityType, controller);
+    const stream: EventStream = { controller, types: new Set(this.types.keys()) };
+    this.stream = stream;
     const generation = this.generation;
-    const response = await this.fetch(
-      `${this.options.httpUrl}/api/v1/sync/events?entityTypes=${encodeURIComponent(entityType)}`,
-      {
-        headers: {
-          accept: 'text/event-stream',
-          authorization: `Bearer ${await this.token()}`,
-          ...(cursor ? { 'last-event-id': cursor } : {}),
-        },
-        signal: controller.signal,
+    const query = new URLSearchParams({ entityTypes: [...stream.types].join(',') });
+    const response = await this.fetch(`${this.options.httpUrl}/api/v1/sync/events?${query}`, {
+      headers: {
+        accept: 'text/event-stream',
+        authorization: `Bearer ${await this.token()}`,
+        ...(from?.cursor ? { 'last-event-id': from.cursor } : {}),
       },
-    );
+      signal: controller.signal,
+    });
     if (!response.ok || !response.body) {
-      this.streams.delete(entityType);
+      if (this.stream === stream) this.stream = undefined;
       throw await httpError(response);
     }
-    let current = cursor;
-    const subscribed = { entityType, cursor: cursor ?? '', replayed: 0 };
-    void this.pump(response.body, controller, generation, (event) => {
-      if (event.event === 'delta') {
-        const delta = JSON.parse(event.data) as { cursor?: string };
-        current = delta.cursor ?? current;
-        this.reply({ type: 'delta', payload: delta as never });
-      } else if (event.event === 'sync_required') {
-        const data = JSON.parse(event.data) as { reason: 'cursor_expired' | 'epoch_changed' };
-        this.closeStream(entityType);
-        this.reply({ type: 'sync_required', id, payload: { entityType, reason: data.reason, cursor: current ?? '' } });
-      } else if (event.event === 'error') {
-        // The gateway ends a stream for a reason (token expiry, too slow, shutting down): start over.
-        if (generation === this.generation) this.lose(`the stream of ${entityType} ended: ${event.data}`);
-      }
+    // The gateway's first words say which it is: `retry:` for a live stream, or `sync_required`.
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (outcome: 'open' | { reason: SyncRequiredReason }) => {
+        if (!settled) resolve(outcome);
+        settled = true;
+      };
+      void this.pump(response.body!, controller, generation, {
+        onRetry: () => settle('open'),
+        onEvent: (event) => {
+          if (event.event === 'sync_required') {
+            const { reason } = JSON.parse(event.data) as { reason: SyncRequiredReason };
+            if (settled) this.lose('the change feed no longer holds a position of this connection');
+            else this.stream = undefined;
+            settle({ reason });
+            return;
+          }
+          settle('open');
+          if (event.event === 'delta') this.deliver(stream, JSON.parse(event.data) as DeltaPayload);
+          // The gateway ends a stream for a reason (token expiry, too slow, shutting down): start over.
+          else if (event.event === 'error' && generation === this.generation) {
+            this.lose(`the event stream ended: ${event.data}`);
+          }
+        },
+      }).finally(() => settle('open'));
     });
-    return subscribed;
+  }
+
+  /** Passes a delta on unless its type already has it, and moves every type of the stream past it. */
+  private deliver(stream: EventStream, delta: DeltaPayload): void {
+    const position = delta.cursor ? positionOf(delta.cursor) : undefined;
+    const type = this.types.get(delta.entityType);
+    if (type && isAfter(position, type.position)) this.reply({ type: 'delta', payload: delta });
+    if (!position || !delta.cursor) return;
+    // The stream carries every change of its types in order: each of them is now at least here.
+    for (const entityType of stream.types) {
+      const streamed = this.types.get(entityType);
+      if (streamed && isAfter(position, streamed.position))
+        this.types.set(entityType, { cursor: delta.cursor, position });
+    }
   }
 
   private async pump(
     body: ReadableStream<Uint8Array>,
     controller: AbortController,
     generation: number,
-    onEvent: (event: EventSourceMessage) => void,
+    callbacks: Pick<ParserCallbacks, 'onEvent' | 'onRetry'>,
   ): Promise<void> {
-    const parser = createParser({ onEvent });
+    const parser = createParser(callbacks);
     const decoder = new TextDecoder();
     const reader = body.getReader();
     const silence = this.options.silenceTimeout ?? 45_000;
@@ -262,14 +357,13 @@ export class SseConnection extends TypedEmitter<ConnectionEvents> implements Syn
     } finally {
       clearTimeout(timer);
     }
-    const stillWanted = [...this.streams.values()].includes(controller);
-    if (generation === this.generation && stillWanted) this.lose('an event stream ended');
+    if (generation === this.generation && this.stream?.controller === controller) this.lose('the event stream ended');
   }
 
-  private closeStream(entityType: string): void {
-    const controller = this.streams.get(entityType);
-    this.streams.delete(entityType);
-    controller?.abort();
+  private closeStream(): void {
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.controller.abort();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -303,7 +397,9 @@ export class SseConnection extends TypedEmitter<ConnectionEvents> implements Syn
     this.generation += 1;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    for (const entityType of [...this.streams.keys()]) this.closeStream(entityType);
+    // The client resubscribes every type with its cursor after reconnecting.
+    this.types.clear();
+    this.closeStream();
   }
 
   private setState(state: ConnectionState): void {
@@ -330,6 +426,73 @@ export class SseConnection extends TypedEmitter<ConnectionEvents> implements Syn
     const token = this.options.token;
     return typeof token === 'function' ? token() : token;
   }
+}
+
+type SyncRequiredReason = 'cursor_expired' | 'epoch_changed';
+
+/** A subscribed type: its cursor, and that cursor read as a position in the change feed. */
+interface StreamedType {
+  readonly cursor: string | undefined;
+  readonly position: FeedPosition | undefined;
+}
+
+interface FeedPosition {
+  readonly epoch: string;
+  readonly seq: number;
+}
+
+interface EventStream {
+  readonly controller: AbortController;
+  /** The types it was opened for: a type subscribed since is not carried yet. */
+  readonly types: ReadonlySet<string>;
+}
+
+interface ExpiredType {
+  readonly entityType: string;
+  readonly reason: SyncRequiredReason;
+  readonly cursor: string;
+}
+
+interface OpenedStream {
+  /** Types whose position the feed no longer holds: each needs a snapshot. */
+  readonly expired: readonly ExpiredType[];
+}
+
+function streamedType(cursor: string | undefined): StreamedType {
+  return { cursor, position: cursor ? positionOf(cursor) : undefined };
+}
+
+/**
+ * `<epoch>:<seq>`, read here rather than with the contracts' schema, which would bring its
+ * validation library into the browser bundle.
+ */
+function positionOf(cursor: string): FeedPosition | undefined {
+  const match = /^([a-z0-9]{1,32}):(\d{1,16})$/.exec(cursor);
+  return match ? { epoch: match[1] as string, seq: Number(match[2]) } : undefined;
+}
+
+/**
+ * Where one stream for all the types must start: the oldest position among them. Epochs are the
+ * feed's creation time in base 36, so a cursor of a feed since recreated counts as oldest: the
+ * gateway answers it with `sync_required` first. A type with no cursor starts at the live end,
+ * as over a WebSocket, unless another type starts earlier.
+ */
+function oldestOf(types: ReadonlyMap<string, StreamedType>): StreamedType | undefined {
+  let oldest: StreamedType | undefined;
+  for (const type of types.values()) {
+    if (!type.cursor) continue;
+    // One that is not a cursor at all goes first too, for the gateway to refuse it.
+    if (!type.position) return type;
+    if (!oldest || isAfter(oldest.position, type.position)) oldest = type;
+  }
+  return oldest;
+}
+
+/** Whether `position` comes after `than`; an unknown position counts as new. */
+function isAfter(position: FeedPosition | undefined, than: FeedPosition | undefined): boolean {
+  if (!position || !than) return true;
+  if (position.epoch !== than.epoch) return parseInt(position.epoch, 36) > parseInt(than.epoch, 36);
+  return position.seq > than.seq;
 }
 
 /** An HTTP error answer as the `error` payload a WebSocket frame would have carried. */
