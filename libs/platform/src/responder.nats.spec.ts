@@ -60,20 +60,27 @@ describe('JsonResponder', () => {
     const responder = new JsonResponder(server, 'greeters', logger);
     let taken!: () => void;
     const requestTaken = new Promise<void>((resolve) => (taken = resolve));
-    let answered = false;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
     responder.serve(slowSubject, greetingSchema, async ({ name }) => {
       taken();
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      answered = true;
+      await released;
       return { greeting: `hello ${name}` };
     });
     await server.flush();
 
     const answer = ask({ name: 'grace' }, slowSubject).catch((error: unknown) => error);
     await requestTaken;
-    await responder.stop();
-    // The service closes its NATS connection right after stop(): the answer must be out by then.
-    expect(answered).toBe(true);
+    let stopped = false;
+    const stopping = responder.stop().then(() => (stopped = true));
+    // One round trip after the drain's own, and a turn of the event loop for what follows it: the
+    // subscription is drained, the answer still owed.
+    await server.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    // The service closes its NATS connection right after stop(): the answer is out by then.
     expect(await answer).toEqual({ greeting: 'hello grace' });
     await expect(ask({ name: 'late' }, slowSubject)).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE });
   });
