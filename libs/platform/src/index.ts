@@ -8,3 +8,4 @@ export * from './nest.js';
 export * from './boot.js';
 export * from './monitoring.js';
 export * from './responder.js';
+export * from './consumer-status.js';

@@ -20,6 +20,7 @@ import {
 import {
   CONFIG,
   LOGGER,
+  logConsumerStatus,
   NATS,
   TELEMETRY,
   SpanKind,
@@ -89,6 +90,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       max_messages: this.config.WORKER_PREFETCH,
       expires: this.config.WORKER_PULL_EXPIRES_MS,
     });
+    logConsumerStatus(this.messages, this.logger, { consumer: WORKER_CONSUMER.durableName });
     void this.receive(this.messages);
     this.logger.info(
       { stream: this.config.MUTATIONS_STREAM, consumer: WORKER_CONSUMER.durableName },
