@@ -1,6 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
-import type { ConsumerMessages } from '@nats-io/jetstream';
 import { Subjects } from '@syncline/contracts';
 import {
   CONFIG,
@@ -16,7 +15,7 @@ import {
 import type { GatewayConfig } from '../config.js';
 import { DeliveryMetrics } from '../telemetry/delivery-metrics.js';
 import { deltaFrame, toChangeMessage, type ChangeMessage } from './change-message.js';
-import { orderedChanges } from './ordered-changes.js';
+import { OrderedChanges } from './ordered-changes.js';
 import { StreamPositionService } from './stream-position.service.js';
 import type { Subscription } from './subscription.js';
 
@@ -25,7 +24,7 @@ class TypeFeed {
   readonly subscriptions = new Set<Subscription>();
   /** Every change after this sequence reaches the subscriptions. */
   lastSeq = 0;
-  messages: ConsumerMessages | undefined;
+  messages: OrderedChanges | undefined;
   ready: Promise<void> | undefined;
   idleTimer: NodeJS.Timeout | undefined;
 
@@ -109,16 +108,17 @@ export class ChangeFeedService implements OnApplicationShutdown {
     // The feed starts right after the stream's current end, so its starting point is known exactly.
     const { lastSeq } = await this.positions.state();
     feed.lastSeq = lastSeq;
-    feed.messages = await orderedChanges(
+    feed.messages = await OrderedChanges.open(
       this.nats,
       this.config.CHANGES_STREAM,
       this.subjects.changesOfType(tenant, entityType),
       lastSeq + 1,
+      this.logger,
     );
     void this.pump(feed, feed.messages);
   }
 
-  private async pump(feed: TypeFeed, messages: ConsumerMessages): Promise<void> {
+  private async pump(feed: TypeFeed, messages: OrderedChanges): Promise<void> {
     try {
       for await (const msg of messages) this.dispatch(feed, toChangeMessage(msg));
     } catch (error) {

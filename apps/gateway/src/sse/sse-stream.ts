@@ -1,7 +1,7 @@
-import type { ConsumerMessages } from '@nats-io/jetstream';
 import { ErrorCode, type SseEventType } from '@syncline/contracts';
 import type { Principal } from '../auth/token-verifier.js';
 import { deltaPayloadJson, toChangeMessage, type ChangeMessage } from '../fanout/change-message.js';
+import type { OrderedChanges } from '../fanout/ordered-changes.js';
 import type { HttpResponse } from '../http/http-types.js';
 
 export interface SseStreamOptions {
@@ -25,7 +25,7 @@ export class SseStream {
 
   constructor(
     private readonly response: HttpResponse,
-    private readonly messages: ConsumerMessages,
+    private readonly messages: OrderedChanges,
     private readonly options: SseStreamOptions,
     private readonly onClose: (stream: SseStream) => void,
   ) {}

@@ -1,10 +1,10 @@
 import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { ErrorCode, Subjects, SyncPositions, SynclineError, type SseRequest } from '@syncline/contracts';
-import { CONFIG, NATS } from '@syncline/platform';
+import { CONFIG, LOGGER, NATS, type Logger } from '@syncline/platform';
 import type { Principal } from '../auth/token-verifier.js';
 import type { GatewayConfig } from '../config.js';
-import { orderedChanges } from '../fanout/ordered-changes.js';
+import { OrderedChanges } from '../fanout/ordered-changes.js';
 import { StreamPositionService } from '../fanout/stream-position.service.js';
 import type { HttpResponse } from '../http/http-types.js';
 import { SseStream } from './sse-stream.js';
@@ -19,6 +19,7 @@ export class SseService implements BeforeApplicationShutdown {
     private readonly positions: StreamPositionService,
     @Inject(NATS) private readonly nats: NatsConnection,
     @Inject(CONFIG) private readonly config: GatewayConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {
     this.subjects = new Subjects(config.SYNC_NAMESPACE);
   }
@@ -42,11 +43,12 @@ export class SseService implements BeforeApplicationShutdown {
       response.end(`event: sync_required\ndata: ${JSON.stringify({ reason, cursor })}\n\n`);
       return;
     }
-    const messages = await orderedChanges(
+    const messages = await OrderedChanges.open(
       this.nats,
       this.config.CHANGES_STREAM,
       this.filterOf(principal.tenant, request),
       startSeq,
+      this.logger,
     );
     const stream = new SseStream(
       response,
