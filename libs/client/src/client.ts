@@ -73,6 +73,9 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
   /** Set once a (re)connection has resumed its subscriptions: mutations go out from then on. */
   private sending = false;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  /** How often each stored mutation has waited for its outcome in vain, and the current wait. */
+  private readonly outcomeWaits = new Map<string, number>();
+  private readonly outcomeTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly cleanups: Array<() => void> = [];
   private readonly saveQueue = new Set<string>();
   private readonly reportedStrategies = new Set<string>();
@@ -126,6 +129,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     this.connection = undefined;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.outcomeTimers.clear();
     for (const waiter of this.waiters.values()) waiter.reject(new Error('client disconnected'));
     this.waiters.clear();
     for (const cleanup of this.cleanups.splice(0)) cleanup();
@@ -472,6 +476,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
       case 'ack':
         if (frame.payload.status !== 'accepted') return this.onOutcome(frame.payload);
         this.lanes.accepted(frame.payload.mutationId);
+        this.expectOutcome(frame.payload.mutationId);
         this.sendDue();
         if (waiter && frame.id) {
           this.waiters.delete(frame.id);
@@ -540,6 +545,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     this.sentAt.delete(ack.mutationId);
     void queue.remove(ack.mutationId).then(() => {
       this.lanes.settled(ack.mutationId);
+      this.stopExpectingOutcome(ack.mutationId);
       this.sendDue();
       this.markDirty(mutation.entityType);
       const next = store.viewOf(mutation.entityId, this.pending());
@@ -588,6 +594,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
         .remove(mutation.mutationId)
         .then(() => {
           this.lanes.settled(mutation.mutationId);
+          this.stopExpectingOutcome(mutation.mutationId);
           this.sendDue();
           this.emitState(mutation.entityType);
         });
@@ -611,6 +618,37 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
         this.sendDue();
       }, delayMs),
     );
+  }
+
+  /**
+   * An outcome travels from the worker to the gateway without being stored, so losing a NATS
+   * node at the wrong moment can lose it, and the mutation would wait forever. One still missing
+   * after a while (doubling from 10 s to a minute, as a long PostgreSQL outage can explain it)
+   * is sent again; the gateway answers a mutation it already has with its recorded outcome.
+   */
+  private expectOutcome(mutationId: string): void {
+    const waited = this.outcomeWaits.get(mutationId) ?? 0;
+    const delayMs = Math.min(OUTCOME_WAIT_MS * 2 ** waited, MAX_OUTCOME_WAIT_MS);
+    this.outcomeWaits.set(mutationId, waited + 1);
+    this.stopExpectingOutcome(mutationId, { keepCount: true });
+    const timer = this.track(
+      setTimeout(() => {
+        this.timers.delete(timer);
+        this.outcomeTimers.delete(mutationId);
+        if (this.lanes.askAgain(mutationId)) this.sendDue();
+      }, delayMs),
+    );
+    this.outcomeTimers.set(mutationId, timer);
+  }
+
+  private stopExpectingOutcome(mutationId: string, { keepCount = false } = {}): void {
+    const timer = this.outcomeTimers.get(mutationId);
+    if (timer) {
+      clearTimeout(timer);
+      this.timers.delete(timer);
+      this.outcomeTimers.delete(mutationId);
+    }
+    if (!keepCount) this.outcomeWaits.delete(mutationId);
   }
 
   /** Sends what may go now: per entity, the next queued mutation once the one before is stored. */
@@ -789,6 +827,9 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
 const RETRYABLE = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL']);
 /** When the server does not say when to retry. */
 const RETRY_DELAY_MS = 1000;
+/** How long an outcome may take before the mutation is sent again to ask for it (then doubling). */
+const OUTCOME_WAIT_MS = 10_000;
+const MAX_OUTCOME_WAIT_MS = 60_000;
 
 function describe(frame: ServerFrame): string {
   return frame.type === 'error' ? `${frame.payload.code}: ${frame.payload.message}` : `unexpected ${frame.type}`;

@@ -54,6 +54,17 @@ describe('SendLanes', () => {
     expect(ids(lanes.take(rest))).toEqual(['b1', 'a2']);
   });
 
+  it('sends a stored mutation again when asked to, to get its overdue outcome, and only while it waits for one', () => {
+    const lanes = new SendLanes();
+    lanes.take(queue);
+    lanes.accepted('a1');
+    expect(ids(lanes.take(queue))).toEqual(['a2']);
+    expect(lanes.askAgain('a1')).toBe(true);
+    expect(ids(lanes.take(queue))).toEqual(['a1']);
+    lanes.settled('a1');
+    expect(lanes.askAgain('a1')).toBe(false);
+  });
+
   it('tells entities of different types apart', () => {
     const lanes = new SendLanes();
     expect(ids(lanes.take([mutation('o', 'x', 'orders'), mutation('n', 'x', 'notes')]))).toEqual(['o', 'n']);

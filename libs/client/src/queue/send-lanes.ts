@@ -43,6 +43,15 @@ export class SendLanes {
     this.stored.add(mutationId);
   }
 
+  /**
+   * Stored, but its outcome is long overdue: it may have been lost on its way (outcomes are not
+   * stored anywhere on the way to the gateway). Sending it again makes the gateway look the
+   * outcome up. False when it is no longer waiting for one.
+   */
+  askAgain(mutationId: string): boolean {
+    return this.stored.delete(mutationId);
+  }
+
   /** Refused for now: it, and the entity's later mutations, wait until `release`. */
   hold(mutationId: string): void {
     this.onTheWay.delete(mutationId);
