@@ -290,6 +290,15 @@ export class NatsCluster {
     await this.waitUntil(() => this.isFormed(), `${node.info.name} to rejoin the cluster`);
   }
 
+  /** The node the running nodes name as JetStream meta leader, if they name one. */
+  async metaLeader(): Promise<string | undefined> {
+    for (const node of this.nodeList.filter((n) => n.running)) {
+      const leader = (await node.monitor<Jsz>('/jsz'))?.body.meta_cluster?.leader;
+      if (leader) return leader;
+    }
+    return undefined;
+  }
+
   /** The last output lines of a node (nats-server logs to stderr). */
   logs(index: number, count?: number): string[] {
     return this.node(index).tail(count);

@@ -3,6 +3,8 @@ import { connect as connectNats } from '@nats-io/transport-node';
 import { NatsCluster } from './nats-cluster.js';
 import { TestSystem, type TestSystemOptions } from './system.js';
 
+const FAILOVER_POLL_MS = 250;
+
 export interface ProductionShapeOptions {
   readonly gateways: number;
   /** How long a delivery whose ack was lost (with a worker or a consumer leader) waits to come back. */
@@ -70,8 +72,26 @@ export class ProductionShape {
       }
       const consumer = await jsm.consumers.info(this.system.streams.mutations, 'sync-worker');
       if (consumer.cluster?.leader === name) held.push('the worker consumer');
+      if ((await this.cluster.metaLeader()) === name) held.push('the JetStream meta group');
       return held;
     });
+  }
+
+  /**
+   * Watches for `withinMs` whether the workers' consumer gets a leader other than `lost`, and
+   * returns how long that took, or undefined when it did not happen in time.
+   */
+  async consumerFailover(lost: string, withinMs: number): Promise<number | undefined> {
+    const started = Date.now();
+    while (Date.now() - started < withinMs) {
+      const leader = await this.withJsm(async (jsm) => {
+        const info = await jsm.consumers.info(this.system.streams.mutations, 'sync-worker');
+        return info.cluster?.leader;
+      }).catch(() => undefined);
+      if (leader && leader !== lost) return Date.now() - started;
+      await new Promise((resolve) => setTimeout(resolve, FAILOVER_POLL_MS));
+    }
+    return undefined;
   }
 
   private async withJsm<T>(use: (jsm: JetStreamManager) => Promise<T>): Promise<T> {
