@@ -540,7 +540,7 @@ class NatsPart {
     };
     this.mutations();
     this.changes();
-    this.conflictResolution();
+    this.conflictPolicies();
     this.outcomes();
     for (const [key, name] of Object.entries(contracts.QueryName)) this.query(key, name);
     for (const [key, request] of Object.entries(contracts.AdminRequest ?? {})) this.admin(key, request);
@@ -637,25 +637,49 @@ class NatsPart {
     );
   }
 
-  conflictResolution() {
+  conflictPolicies() {
     const { contracts } = this;
     this.requestReply({
-      id: 'conflictResolve',
-      address: this.address('conflictResolve'),
-      description: 'Conflict resolution: a sync worker asks the conflict service to resolve a concurrent mutation.',
-      request: 'conflictRequestSchema',
-      reply: 'conflictResponseSchema',
+      id: 'conflictPolicy',
+      address: this.address('conflictPolicy'),
+      description:
+        'Conflict policy lookup: a sync worker asks which strategy decides the conflicts of an entity type, and ' +
+        'resolves them itself with it for `maxAgeMs` (or until a change is announced).',
+      request: 'policyLookupSchema',
+      reply: 'policyAnswerSchema',
       queue: contracts.QueueGroup.conflictService,
       responder: 'The conflict services',
     });
+    const changed = this.schemaMessage('policyChangedSchema');
+    this.channel(
+      'conflictPolicyChanged',
+      this.address('conflictPolicyChanged'),
+      'A conflict policy was set: every sync worker and conflict service drops what it kept of it, so the new ' +
+        'strategy holds at once.',
+      [changed],
+    );
+    this.operation(
+      'announcePolicyChange',
+      'send',
+      'conflictPolicyChanged',
+      [changed],
+      'The conflict service that stored the change.',
+    );
+    this.operation(
+      'receivePolicyChange',
+      'receive',
+      'conflictPolicyChanged',
+      [changed],
+      'Every sync worker and conflict service (no queue group).',
+    );
   }
 
   outcomes() {
-    const outcome = this.schemaMessage('outcomeMessageSchema');
+    const outcome = this.schemaMessage('outcomeBatchSchema');
     this.channel(
       'outcome',
       this.address('outcome', PLACEHOLDERS.gatewayId),
-      'The outcome of a mutation, sent to the gateway that took it, which sends the final `ack` to the connection.',
+      "The outcomes of a batch's mutations taken by one gateway, sent to it in one message; it sends each final `ack` to its connection.",
       [outcome],
     );
     this.operation('sendOutcome', 'send', 'outcome', [outcome], 'A sync worker, once the mutation is processed.');

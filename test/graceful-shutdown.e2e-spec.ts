@@ -55,8 +55,9 @@ describe('graceful shutdown on SIGTERM', () => {
       serviceEnv: {
         // One test client per gateway sends the open-loop load: far above the per-connection default.
         gateway: { RATE_LIMIT_FRAMES_PER_SECOND: '100000', RATE_LIMIT_TENANT_MUTATIONS_PER_SECOND: '100000' },
-        // Every resolution reads its policy from PostgreSQL, so that when the signal comes a
-        // request is really in flight (with the default cache it is answered synchronously).
+        // Workers keep a policy as long as the answer says, and the service its own reads as long:
+        // with 1 ms, every conflict asks for its policy and every answer reads PostgreSQL, so that
+        // when the signal comes a lookup is really in flight.
         'conflict-service': { POLICY_CACHE_TTL_MS: '1' },
         // What a worker holds, and so has to finish when stopped, is at most its prefetch and
         // the batches under way: operators size it to the termination grace period. This one
@@ -238,7 +239,7 @@ describe('graceful shutdown on SIGTERM', () => {
     });
   }, 90_000);
 
-  it('drains a conflict service stopped while it resolves: every mutation settled, every conflict resolved', async () => {
+  it('drains a conflict service stopped while workers ask it for policies: every mutation settled, every conflict resolved', async () => {
     const entityType = 'docs';
     const writers = await Promise.all(
       [0, 1, 0].map(
@@ -249,7 +250,21 @@ describe('graceful shutdown on SIGTERM', () => {
     for (const entityId of entities) await writers[0]!.write(entityType, entityId, { title: entityId });
     const redeliveredBefore = await redeliveries();
     const services = [system.instance('conflict-service', 0), system.instance('conflict-service', 1)];
-    const resolvedBy = (index: number) => metricSum(services[index]!.ready, 'syncline_conflict_resolutions_total');
+    const resolvedBy = (index: number) => metricSum(services[index]!.ready, 'syncline_conflict_policy_lookups_total');
+    // The workers still running (the first test stopped one): batches they had to retry for lack of an answer.
+    const workerRetries = () =>
+      Promise.all(
+        [0, 1]
+          .filter((w) => system.isRunning('sync-worker', w))
+          .map((w) =>
+            metricSum(
+              system.instance('sync-worker', w).ready,
+              'syncline_worker_batch_retries_total',
+              'reason="transient"',
+            ),
+          ),
+      );
+    const retriesBefore = await workerRetries();
 
     // Each editor keeps writing its own field of every shared document on the version it last
     // saw; the others' edits in between make most of these concurrent.
@@ -257,12 +272,12 @@ describe('graceful shutdown on SIGTERM', () => {
     edits.start();
     await eventually(
       async () => (await resolvedBy(0)) >= 10 && (await resolvedBy(1)) >= 10,
-      'both conflict services to resolve',
+      'both conflict services to answer policy lookups',
       20_000,
     );
-    // Resolutions are in flight when the signal comes: the test holds the policies table locked
-    // (as a policy change does, briefly), so that every resolution waits on its policy read, and
-    // stops a service that has one waiting, releasing the lock a moment after the SIGTERM.
+    // Lookups are in flight when the signal comes: the test holds the policies table locked (as a
+    // policy change does, briefly), so that every lookup waits on its read, and stops a service
+    // that has one waiting, releasing the lock a moment after the SIGTERM.
     const lockedAt = Date.now();
     const { victim, stopped, resolvedBefore } = await withTableLocked('conflict_policies', async () => {
       const index = await eventually(
@@ -271,7 +286,7 @@ describe('graceful shutdown on SIGTERM', () => {
             if ((await waitingOnLock(services[candidate]!.instanceId)) > 0) return { candidate };
           return undefined;
         },
-        'a resolution to wait for its policy',
+        'a policy lookup to wait for its read',
         10_000,
       );
       const before = [await resolvedBy(0), await resolvedBy(1)];
@@ -299,18 +314,18 @@ describe('graceful shutdown on SIGTERM', () => {
     const survivor = 1 - victim;
     await eventually(
       async () => (await resolvedBy(survivor)) >= resolvedBefore[survivor]! + 40,
-      'the remaining conflict service to resolve the conflicts that keep coming',
+      'the remaining conflict service to answer the lookups that keep coming',
       20_000,
     );
     await withDeadline(edits.stop(), Date.now() + 30 * SECOND, "every editor's last mutation to have an outcome");
 
     const outcomes = writers.flatMap((writer) => writer.outcomes);
     const concurrent = outcomes.filter((outcome) => outcome.strategy !== undefined);
-    report('graceful-shutdown', 'conflict service stopped while resolving', {
+    report('graceful-shutdown', 'conflict service stopped while answering policy lookups', {
       edits: `${outcomes.length} by ${writers.length} editors on ${entities.length} documents, ${concurrent.length} concurrent`,
       outcomes: JSON.stringify(countBy(outcomes.map((outcome) => outcome.status))),
-      [`resolved by the stopped service (#${victim}) before SIGTERM`]: String(resolvedBefore[victim]),
-      'resolved by the other one after': String((await resolvedBy(survivor)) - resolvedBefore[survivor]!),
+      [`lookups answered by the stopped service (#${victim}) before SIGTERM`]: String(resolvedBefore[victim]),
+      'answered by the other one after': String((await resolvedBy(survivor)) - resolvedBefore[survivor]!),
       'policies locked for': `${lockedMs} ms`,
       'exit after SIGTERM': `${drainMs} ms, ${JSON.stringify(exit)}`,
       'longest wait for an outcome': `${Math.max(...writers.map((w) => w.longestMs))} ms, ${writers.reduce((n, w) => n + w.resends, 0)} resends`,
@@ -346,8 +361,9 @@ describe('graceful shutdown on SIGTERM', () => {
         version: Number(conflict.result_version),
       }).toEqual({ id: conflict.mutation_id, strategy: 'merge', version: versionOf.get(conflict.mutation_id) });
     }
-    // A request the stopping service had taken was answered: no batch waited out its timeout and
-    // went back to JetStream.
+    // A lookup the stopping service had taken was answered: no batch waited out its timeout and
+    // had to be tried again, and nothing went back to JetStream.
+    expect(await workerRetries()).toEqual(retriesBefore);
     expect((await redeliveries()) - redeliveredBefore).toBe(0);
   }, 90_000);
 

@@ -107,9 +107,8 @@ describe('operations endpoints', () => {
     expect(workerMetrics).toMatch(/^syncline_worker_batch_duration_seconds_count/m);
     expect(workerMetrics).toMatch(/^syncline_sync_worker_process_cpu_seconds_total/m);
     const conflictMetrics = (await fetchText(`${conflicts}/metrics`)).text;
-    expect(conflictMetrics).toMatch(
-      /^syncline_conflict_resolutions_total\{strategy="merge",winner="[a-z]+"[^}]*\} 1$/m,
-    );
+    // The worker resolved it with the strategy it asked the conflict service for.
+    expect(conflictMetrics).toMatch(/^syncline_conflict_policy_lookups_total\{strategy="merge"[^}]*\} 1$/m);
   });
 
   it('stays ready without workers, and says PostgreSQL is out of reach', async () => {

@@ -39,7 +39,10 @@ describe('change log retention', () => {
       await client.waitForOutcome(id);
     }
     const published = async () =>
-      system.query<{ entity_id: string; seq: string | null }>(`SELECT entity_id, seq FROM changes ORDER BY entity_id`);
+      system.query<{ entity_id: string; seq: string | null }>(
+        `SELECT c.entity_id, p.seq FROM changes c
+           LEFT JOIN change_positions p USING (tenant, entity_type, entity_id, version) ORDER BY c.entity_id`,
+      );
     await eventually(async () => (await published()).every((row) => row.seq !== null), 'changes to be published');
     const rows = await published();
     const seqOf = (entityId: string) => Number(rows.find((row) => row.entity_id === entityId)?.seq);

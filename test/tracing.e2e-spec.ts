@@ -4,7 +4,7 @@ import { eventually } from './support/eventually.js';
 import { TestSystem } from './support/system.js';
 import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
 
-/** One change is one trace: gateway → worker → conflict service → CHANGES → delivery on another gateway. */
+/** One change is one trace: gateway → worker (and its conflict resolution) → CHANGES → delivery on another gateway. */
 describe('tracing', () => {
   let receiver: OtlpReceiver;
   let system: TestSystem;
@@ -54,13 +54,13 @@ describe('tracing', () => {
 
     const trace = await waitForTrace(receiver, conflicting);
     const services = new Set(trace.map((span) => span.service));
-    expect(services).toEqual(new Set(['gateway', 'sync-worker', 'conflict-service']));
+    expect(services).toEqual(new Set(['gateway', 'sync-worker']));
     const names = trace.map((span) => `${span.service}/${span.name}`);
     expect(names).toEqual(
       expect.arrayContaining([
         'gateway/mutation.receive',
         'sync-worker/mutation.process',
-        'conflict-service/conflict.resolve',
+        'sync-worker/conflict.resolve',
         'sync-worker/changes.publish',
         'gateway/changes.deliver',
       ]),

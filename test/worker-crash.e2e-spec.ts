@@ -120,7 +120,7 @@ describe('a worker killed under load', () => {
     // Every committed change reached CHANGES exactly once, in version order per entity.
     await eventually(
       async () => {
-        const [row] = await system.query<{ n: string }>(`SELECT count(*) AS n FROM changes WHERE seq IS NULL`);
+        const [row] = await system.query<{ n: string }>(`SELECT count(*) AS n FROM outbox`);
         return Number(row?.n) === 0;
       },
       'the outbox to drain',

@@ -50,7 +50,8 @@ export async function expectLedgerAndOrder(
   await eventually(
     async () => {
       const [row] = await system.query<{ n: string }>(
-        `SELECT count(*) AS n FROM changes WHERE tenant = $1 AND entity_type = $2 AND seq IS NULL`,
+        `SELECT count(*) AS n FROM changes c JOIN outbox o ON c.id = ANY(o.change_ids)
+          WHERE c.tenant = $1 AND c.entity_type = $2`,
         [tenant, entityType],
       );
       return Number(row?.n) === 0;
@@ -59,7 +60,8 @@ export async function expectLedgerAndOrder(
     15_000,
   ).catch(async (error: unknown) => {
     const stuck = await system.query<{ entity_id: string; version: string }>(
-      `SELECT entity_id, version FROM changes WHERE tenant = $1 AND entity_type = $2 AND seq IS NULL ORDER BY id LIMIT 20`,
+      `SELECT c.entity_id, c.version FROM changes c JOIN outbox o ON c.id = ANY(o.change_ids)
+        WHERE c.tenant = $1 AND c.entity_type = $2 ORDER BY c.id LIMIT 20`,
       [tenant, entityType],
     );
     const list = stuck.map((row) => `${row.entity_id}@${row.version}`).join(', ');

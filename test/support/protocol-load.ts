@@ -12,6 +12,9 @@ const RESEND_AFTER_MS = 4000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Refusals after which the protocol says to send the same mutation again, after `retryAfterMs`. */
+const RETRYABLE = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'OVERLOADED']);
+
 /**
  * A client that writes like the SDK does through a failover: one mutation id per change, resent
  * unchanged after an `UNAVAILABLE` error or when no outcome came in time, until it has an outcome.
@@ -77,7 +80,7 @@ export class Writer {
         return reply.payload;
       }
       if (reply?.type === 'error') {
-        if (reply.payload.code !== 'UNAVAILABLE') throw new Error(`${id} refused: ${JSON.stringify(reply.payload)}`);
+        if (!RETRYABLE.has(reply.payload.code)) throw new Error(`${id} refused: ${JSON.stringify(reply.payload)}`);
         await sleep(reply.payload.retryAfterMs ?? 250);
       }
     }
@@ -86,7 +89,9 @@ export class Writer {
 
 /**
  * Sends mutations on a fixed schedule whatever the acks say (open loop), spread over clients,
- * each client on its own entities. A window reports what was offered and persisted in it.
+ * each client on its own entities. A mutation refused for the moment (`OVERLOADED` while the
+ * workers' queue is long, `RATE_LIMITED`, `UNAVAILABLE`) is sent again, unchanged, after the
+ * hinted delay, as the protocol asks. A window reports what was offered and persisted in it.
  */
 export class OpenLoopLoad {
   /** The last value sent per entity id. */
@@ -97,6 +102,12 @@ export class OpenLoopLoad {
   private scheduled = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly counters: number[];
+  /** Mutations refused for the moment and sent again. */
+  resent = 0;
+  /** Mutations sent and not yet answered, by frame id. */
+  private readonly refusable = new Map<string, { client: TestClient; payload: object }>();
+  private readonly listening = new Set<TestClient>();
+  private readonly retries = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly clients: readonly TestClient[],
@@ -116,8 +127,11 @@ export class OpenLoopLoad {
     }, tickMs);
   }
 
+  /** Stops the schedule and the resending of refused mutations. */
   stop(): void {
     clearInterval(this.timer);
+    for (const retry of this.retries) clearTimeout(retry);
+    this.retries.clear();
   }
 
   /** Sends `count` more at once, on top of the schedule. */
@@ -149,7 +163,7 @@ export class OpenLoopLoad {
     const n = this.sent;
     const counter = (this.counters[c] = (this.counters[c] ?? 0) + 1);
     const entityId = this.entityFor(c, counter);
-    client.send('mutate', {
+    this.send(client, {
       mutationId: mutationId(),
       entityType: this.entityType,
       entityId,
@@ -161,6 +175,32 @@ export class OpenLoopLoad {
     });
     this.lastValues.set(entityId, n);
     this.sent += 1;
+  }
+
+  private send(client: TestClient, payload: object): void {
+    this.listen(client);
+    const frameId = client.send('mutate', payload);
+    this.refusable.set(frameId, { client, payload });
+  }
+
+  /** Sends a refused mutation again after the delay its refusal names. */
+  private listen(client: TestClient): void {
+    if (this.listening.has(client)) return;
+    this.listening.add(client);
+    client.onFrame((frame) => {
+      if (frame.type !== 'ack' && frame.type !== 'error') return;
+      const frameId = frame.type === 'error' ? (frame.payload.ref ?? frame.id) : frame.id;
+      const sent = frameId === undefined ? undefined : this.refusable.get(frameId);
+      if (!sent || frameId === undefined) return;
+      this.refusable.delete(frameId);
+      if (frame.type !== 'error' || !RETRYABLE.has(frame.payload.code)) return;
+      const retry = setTimeout(() => {
+        this.retries.delete(retry);
+        this.resent += 1;
+        this.send(sent.client, sent.payload);
+      }, frame.payload.retryAfterMs ?? 250);
+      this.retries.add(retry);
+    });
   }
 }
 

@@ -71,6 +71,7 @@ let nextFrameNumber = 0;
 export class TestClient {
   /** Every frame received, parsed, in order of arrival. */
   readonly frames: Frame[] = [];
+  private readonly listeners = new Set<(frame: Frame) => void>();
   /** Text of received messages that were not JSON objects (a gateway bug if ever non-empty). */
   readonly unparsed: string[] = [];
   /** Resolves once the socket is closed, by either side. */
@@ -245,6 +246,12 @@ export class TestClient {
     });
   }
 
+  /** Calls `listener` with every frame received from now on; returns what stops it. */
+  onFrame(listener: (frame: Frame) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   /** Frames of one type received so far. */
   framesOf<K extends ServerFrameType>(type: K): FrameOf<K>[] {
     return this.frames.filter((frame): frame is FrameOf<K> => frame.type === type);
@@ -285,6 +292,7 @@ export class TestClient {
       return;
     }
     this.frames.push(frame as Frame);
+    for (const listener of this.listeners) listener(frame as Frame);
     for (const waiter of [...this.waiters]) {
       let matched: boolean;
       try {

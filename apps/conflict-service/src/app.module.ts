@@ -7,8 +7,7 @@ import { AdminResponder } from './admin/admin.responder.js';
 import type { ConflictServiceConfig } from './config.js';
 import { PolicyRepository } from './policies/policy.repository.js';
 import { PolicyService } from './policies/policy.service.js';
-import { ResolutionResponder } from './resolution/resolution.responder.js';
-import { ResolutionService } from './resolution/resolution.service.js';
+import { PolicyResponder } from './policies/policy.responder.js';
 
 @Module({})
 export class AppModule {
@@ -21,8 +20,7 @@ export class AppModule {
         { provide: METRICS_REGISTRY, useValue: registry },
         PolicyRepository,
         PolicyService,
-        ResolutionService,
-        ResolutionResponder,
+        PolicyResponder,
         AdminRepository,
         AdminResponder,
       ],

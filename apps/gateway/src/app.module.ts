@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { runtimeProviders, type Runtime } from '@syncline/platform';
 import { SessionService } from './auth/session.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
+import { Overload } from './limits/overload.js';
 import { RateLimits } from './limits/rate-limits.js';
 import type { GatewayConfig } from './config.js';
 import { ConnectionRegistry } from './connections/connection.registry.js';
@@ -41,6 +42,7 @@ export class AppModule {
         SubscriptionService,
         SessionService,
         RateLimits,
+        Overload,
         HttpAuth,
         SseService,
         OutcomeAcks,

@@ -25,6 +25,13 @@ export const gatewayEnvSchema = commonEnvSchema
     /** Mutations a second one tenant may send through one gateway, with bursts of twice as many. */
     RATE_LIMIT_TENANT_MUTATIONS_PER_SECOND: positiveInt(5_000),
     /**
+     * New mutations get `OVERLOADED` while the workers' queue holds more than this much work (at
+     * the rate they drain it), until it is back under half; 0 never refuses for load.
+     */
+    OVERLOAD_QUEUE_DELAY_MS: z.coerce.number().int().min(0).default(500),
+    /** Mutations a gateway may have on their way to JetStream, unconfirmed, before it refuses more. */
+    MAX_UNCONFIRMED_MUTATIONS: positiveInt(10_000),
+    /**
      * Origins whose pages may call the HTTP API and SSE (comma separated, or `*`). Default: none
      * in production, any in development.
      */

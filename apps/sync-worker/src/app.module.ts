@@ -3,10 +3,12 @@ import type { DataSource } from 'typeorm';
 import { DATA_SOURCE, METRICS_REGISTRY, runtimeProviders, type Runtime } from '@syncline/platform';
 import type { Registry } from 'prom-client';
 import type { SyncWorkerConfig } from './config.js';
-import { ConflictClient } from './conflicts/conflict.client.js';
+import { ConflictPolicies } from './conflicts/conflict-policies.js';
+import { ConflictResolver } from './conflicts/conflict-resolver.js';
 import { BatchProcessor } from './mutations/batch-processor.service.js';
 import { EntityStoreRepository } from './mutations/entity-store.repository.js';
 import { MutationConsumer } from './mutations/mutation.consumer.js';
+import { MutationDecoder } from './mutations/mutation-decoder.js';
 import { RejectedMessageRepository } from './mutations/rejected-message.repository.js';
 import { ChangePublisher } from './outbox/change-publisher.service.js';
 import { OutboxRelayJob } from './outbox/outbox-relay.job.js';
@@ -29,12 +31,14 @@ export class AppModule {
         WorkerMetrics,
         EntityStoreRepository,
         RejectedMessageRepository,
-        ConflictClient,
+        ConflictPolicies,
+        ConflictResolver,
         BatchProcessor,
         OutboxRepository,
         ChangePublisher,
         OutboxRelayJob,
         OutcomeNotifier,
+        MutationDecoder,
         MutationConsumer,
         QueryRepository,
         QueryResponder,

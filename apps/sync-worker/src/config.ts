@@ -10,6 +10,17 @@ export const syncWorkerEnvSchema = commonEnvSchema
     /** Messages fetched ahead of processing, per worker. */
     WORKER_PREFETCH: positiveInt(1000),
     /**
+     * Batches written at the same time, each on its own connection (keep it below
+     * `DATABASE_POOL_SIZE`, which also serves reads and the outbox). While one batch commits, the
+     * next is computed and sent; 1 writes one batch at a time.
+     */
+    WORKER_BATCHES_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
+    /**
+     * Entities whose state the worker keeps, so a batch of entities it already knows is one
+     * statement. Each entry holds the entity's document.
+     */
+    WORKER_ENTITY_CACHE_SIZE: z.coerce.number().int().min(0).default(50_000),
+    /**
      * How long each pull request for mutations lasts. Heartbeats come at half of it; two missed
      * ones (the node serving the consumer died) make the worker pull again. Shorter means a
      * faster recovery from a NATS node failure, at one idle request per interval. The NATS

@@ -72,6 +72,9 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
   private readonly lanes = new SendLanes();
   /** Set once a (re)connection has resumed its subscriptions: mutations go out from then on. */
   private sending = false;
+  /** While the server is overloaded, nothing is sent until this time (epoch ms). */
+  private pausedUntil = 0;
+  private resumeTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   /** How often each stored mutation has waited for its outcome in vain, and the current wait. */
   private readonly outcomeWaits = new Map<string, number>();
@@ -129,6 +132,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
     this.connection = undefined;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.resumeTimer = undefined;
     this.outcomeTimers.clear();
     for (const waiter of this.waiters.values()) waiter.reject(new Error('client disconnected'));
     this.waiters.clear();
@@ -598,6 +602,8 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
           this.sendDue();
           this.emitState(mutation.entityType);
         });
+    } else if (mutation && frame.payload.code === 'OVERLOADED') {
+      this.pauseSending(mutation, frame.payload.retryAfterMs ?? RETRY_DELAY_MS);
     } else if (mutation) {
       this.resendLater(mutation, frame.payload.retryAfterMs ?? RETRY_DELAY_MS);
     }
@@ -617,6 +623,29 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
         this.lanes.release(mutation.mutationId);
         this.sendDue();
       }, delayMs),
+    );
+  }
+
+  /**
+   * The server refused a mutation because it has more work queued than it can take: every
+   * mutation waits (not only this one's entity), for the time the server asked plus up to half
+   * of it again, so clients refused together do not all come back at the same moment.
+   */
+  private pauseSending(mutation: PendingMutation, retryAfterMs: number): void {
+    const until = Date.now() + retryAfterMs * (1 + Math.random() / 2);
+    if (until > this.pausedUntil) this.pausedUntil = until;
+    this.resendLater(mutation, this.pausedUntil - Date.now());
+  }
+
+  /** One timer sends what is due once the pause is over, whatever happened to the connection meanwhile. */
+  private resumeAtPauseEnd(): void {
+    if (this.resumeTimer) return;
+    this.resumeTimer = this.track(
+      setTimeout(() => {
+        if (this.resumeTimer) this.timers.delete(this.resumeTimer);
+        this.resumeTimer = undefined;
+        this.sendDue();
+      }, this.pausedUntil - Date.now()),
     );
   }
 
@@ -654,6 +683,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
   /** Sends what may go now: per entity, the next queued mutation once the one before is stored. */
   private sendDue(): void {
     if (!this.sending || !this.connection?.isConnected) return;
+    if (Date.now() < this.pausedUntil) return this.resumeAtPauseEnd();
     for (const mutation of this.lanes.take(this.pending())) this.sendMutation(mutation);
   }
 
@@ -824,7 +854,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
 }
 
 /** Error codes after which resending the same mutation can succeed. */
-const RETRYABLE = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'INTERNAL']);
+const RETRYABLE = new Set(['UNAVAILABLE', 'RATE_LIMITED', 'OVERLOADED', 'INTERNAL']);
 /** When the server does not say when to retry. */
 const RETRY_DELAY_MS = 1000;
 /** How long an outcome may take before the mutation is sent again to ask for it (then doubling). */

@@ -30,6 +30,12 @@ export const ErrorCode = {
   INVALID_CURSOR: 'INVALID_CURSOR',
   /** Too many requests; `retryAfterMs` says when to try again. */
   RATE_LIMITED: 'RATE_LIMITED',
+  /**
+   * The system has more work queued than it processes in a moment: the mutation was not taken.
+   * Wait `retryAfterMs` (with every other mutation of this client, not just this one), then send
+   * it again. The connection stays open.
+   */
+  OVERLOADED: 'OVERLOADED',
   /** A dependency (JetStream, PostgreSQL, a peer service) did not answer in time. */
   UNAVAILABLE: 'UNAVAILABLE',
   /** The protocol version is not supported. */

@@ -20,3 +20,4 @@ export * from './bus/headers.js';
 export * from './bus/messages.js';
 export * from './bus/admin.js';
 export * from './ingest.js';
+export * from './bus/policies.js';

@@ -19,7 +19,8 @@ describe('Subjects', () => {
     expect(subjects.allMutations()).toBe('sync.mut.>');
     expect(subjects.allChanges()).toBe('sync.chg.>');
     expect(subjects.changesOfType('acme', 'orders')).toBe('sync.chg.acme.orders.>');
-    expect(subjects.conflictResolve()).toBe('sync.conflict.resolve');
+    expect(subjects.conflictPolicy()).toBe('sync.conflict.policy');
+    expect(subjects.conflictPolicyChanged()).toBe('sync.conflict.policy.changed');
     expect(subjects.outcome('gw-1')).toBe('sync.outcome.gw-1');
     expect(subjects.query(QueryName.snapshot)).toBe('sync.query.snapshot');
   });

@@ -9,7 +9,8 @@ import { assertName, encodeEntityIdToken } from './identifiers.js';
  *
  *   <ns>.mut.<tenant>.<type>.<id>     client and backend mutations (stream MUTATIONS)
  *   <ns>.chg.<tenant>.<type>.<id>     committed changes, one per entity version (stream CHANGES)
- *   <ns>.conflict.resolve             conflict resolution requests (queue group)
+ *   <ns>.conflict.policy              which strategy decides an entity type's conflicts (queue group)
+ *   <ns>.conflict.policy.changed      a policy was set: whoever keeps policies drops it
  *   <ns>.outcome.<gatewayId>          a mutation's outcome, sent to the gateway that took it
  *   <ns>.query.<name>                 read queries served by the sync workers (queue group)
  */
@@ -46,8 +47,14 @@ export class Subjects {
     return `${this.namespace}.chg.>`;
   }
 
-  conflictResolve(): string {
-    return `${this.namespace}.conflict.resolve`;
+  /** Policy lookups, answered by the conflict services. */
+  conflictPolicy(): string {
+    return `${this.namespace}.conflict.policy`;
+  }
+
+  /** Announcements that a policy changed, heard by every worker and conflict service. */
+  conflictPolicyChanged(): string {
+    return `${this.namespace}.conflict.policy.changed`;
   }
 
   outcome(gatewayId: string): string {

@@ -10,6 +10,7 @@ import { InitialSchema1732492800000 } from './migrations/1732492800000-initial-s
 import { ChangeLogHorizon1732579200000 } from './migrations/1732579200000-change-log-horizon.js';
 import { PublishWatermarkFromChangeLog1732665600000 } from './migrations/1732665600000-publish-watermark-from-change-log.js';
 import { PublishedChangesIndex1732752000000 } from './migrations/1732752000000-published-changes-index.js';
+import { ChangePositionsAndBatchOutbox1732838400000 } from './migrations/1732838400000-change-positions-and-batch-outbox.js';
 
 export const ENTITIES = [
   EntityRecord,
@@ -24,6 +25,7 @@ export const MIGRATIONS = [
   ChangeLogHorizon1732579200000,
   PublishWatermarkFromChangeLog1732665600000,
   PublishedChangesIndex1732752000000,
+  ChangePositionsAndBatchOutbox1732838400000,
 ];
 
 export interface DataSourceOptions {
@@ -66,4 +68,20 @@ export async function runMigrations(dataSource: DataSource): Promise<string[]> {
     await runner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await runner.release();
   }
+}
+
+/** The part of a `pg` pool the repositories on the hot path use. */
+export interface PgPool {
+  query(config: { name?: string; text: string; values?: unknown[] }): Promise<{ rows: Record<string, unknown>[] }>;
+}
+
+/**
+ * The `pg` pool behind a data source. Statements on the mutation path go straight to it as named
+ * (prepared) statements: planned once per connection instead of on every batch, and without the
+ * query runner TypeORM wraps around each call.
+ */
+export function pgPool(dataSource: DataSource): PgPool {
+  const pool = (dataSource.driver as unknown as { master?: PgPool }).master;
+  if (!pool || typeof pool.query !== 'function') throw new Error('the data source has no initialized pg pool');
+  return pool;
 }

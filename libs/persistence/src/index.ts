@@ -5,3 +5,5 @@ export * from './entities/mutation-record.js';
 export * from './entities/conflict-record.js';
 export * from './entities/conflict-policy-record.js';
 export * from './entities/rejected-message-record.js';
+export * from './tables/table.js';
+export * from './tables/schema.js';

@@ -9,3 +9,4 @@ export * from './boot.js';
 export * from './monitoring.js';
 export * from './responder.js';
 export * from './consumer-status.js';
+export * from './stream-publisher.js';

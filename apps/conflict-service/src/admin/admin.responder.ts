@@ -11,6 +11,7 @@ import {
 } from '@syncline/contracts';
 import { CONFIG, JsonResponder, LOGGER, NATS, type Logger } from '@syncline/platform';
 import type { ConflictServiceConfig } from '../config.js';
+import { PolicyResponder } from '../policies/policy.responder.js';
 import { PolicyService } from '../policies/policy.service.js';
 import { AdminRepository } from './admin.repository.js';
 
@@ -25,6 +26,7 @@ export class AdminResponder implements OnApplicationBootstrap, OnApplicationShut
   constructor(
     private readonly repository: AdminRepository,
     private readonly policies: PolicyService,
+    private readonly announcer: PolicyResponder,
     @Inject(NATS) nats: NatsConnection,
     @Inject(CONFIG) private readonly config: ConflictServiceConfig,
     @Inject(LOGGER) logger: Logger,
@@ -39,7 +41,7 @@ export class AdminResponder implements OnApplicationBootstrap, OnApplicationShut
     );
     this.responder.serve(subjects.admin(AdminRequest.putPolicy), policyUpdateSchema, async (request) => {
       await this.repository.putPolicy(request);
-      this.policies.forget(request.tenant, request.entityType);
+      await this.announcer.announce({ tenant: request.tenant, entityType: request.entityType });
       return this.policy(request);
     });
     this.responder.serve(subjects.admin(AdminRequest.listConflicts), conflictsRequestSchema, (request) =>

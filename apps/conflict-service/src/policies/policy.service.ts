@@ -11,7 +11,7 @@ interface CachedPolicy {
 
 /**
  * The strategy for a tenant's entity type: its row in `conflict_policies`, or the configured
- * default. Cached briefly, since conflicts of one entity type tend to come in bursts.
+ * default. Cached briefly; a change made through any replica is announced and drops it at once.
  */
 @Injectable()
 export class PolicyService {
@@ -22,7 +22,7 @@ export class PolicyService {
     @Inject(CONFIG) private readonly config: ConflictServiceConfig,
   ) {}
 
-  /** Drops a cached strategy after it changed here; other replicas see the change within the cache's lifetime. */
+  /** Drops a cached strategy after it changed. */
   forget(tenant: string, entityType: string): void {
     this.cache.delete(`${tenant}\u0000${entityType}`);
   }

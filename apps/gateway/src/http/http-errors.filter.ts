@@ -19,6 +19,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   NOT_FOUND: 404,
   FRAME_TOO_LARGE: 413,
   RATE_LIMITED: 429,
+  OVERLOADED: 503,
   INTERNAL: 500,
   UNAVAILABLE: 503,
 };

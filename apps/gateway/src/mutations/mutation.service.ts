@@ -1,6 +1,5 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import {
   ErrorCode,
   Header,
@@ -27,12 +26,14 @@ import {
   headersFrom,
   injectTraceContext,
   requestJson,
+  StreamPublisher,
   trace,
   type Logger,
   type Telemetry,
 } from '@syncline/platform';
 import type { GatewayConfig } from '../config.js';
 import type { Connection } from '../connections/connection.js';
+import { Overload } from '../limits/overload.js';
 import { PrometheusMetrics } from '../telemetry/prometheus-metrics.js';
 import { OutcomeAcks } from './outcome-acks.js';
 import { PublishCoalescer } from './publish-coalescing.js';
@@ -51,23 +52,28 @@ export interface MutationAuthor {
  * outcome so the client still learns what became of its mutation.
  */
 @Injectable()
-export class MutationService {
-  private readonly js: JetStreamClient;
+export class MutationService implements OnApplicationShutdown {
+  private readonly stream: StreamPublisher;
   private readonly subjects: Subjects;
   private readonly clock: HybridLogicalClock;
   private readonly publishes = new PublishCoalescer();
 
   constructor(
     private readonly outcomeAcks: OutcomeAcks,
+    private readonly overload: Overload,
     private readonly prometheus: PrometheusMetrics,
     @Inject(NATS) private readonly nats: NatsConnection,
     @Inject(CONFIG) private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(TELEMETRY) private readonly telemetry: Telemetry,
   ) {
-    this.js = jetstream(nats, { timeout: config.REQUEST_TIMEOUT_MS });
+    this.stream = new StreamPublisher(nats, config.REQUEST_TIMEOUT_MS);
     this.subjects = new Subjects(config.SYNC_NAMESPACE);
     this.clock = new HybridLogicalClock(config.INSTANCE_ID ?? 'gateway');
+  }
+
+  onApplicationShutdown(): void {
+    this.stream.close();
   }
 
   /** The WebSocket `mutate` frame: `accepted` once stored, the outcome later on the same connection. */
@@ -101,6 +107,7 @@ export class MutationService {
    * outcome is routed back; the change itself shows in the change feed and history.
    */
   async store(author: MutationAuthor, payload: MutatePayload, receivedAt: number): Promise<{ duplicate: boolean }> {
+    this.overload.admit();
     encodeEntityIdToken(payload.entityId);
     const skew = this.clock.skewOf(payload.hlc);
     if (skew > this.config.MAX_CLOCK_SKEW_MS) {
@@ -130,13 +137,19 @@ export class MutationService {
         [Header.receivedAt]: String(receivedAt),
       });
       injectTraceContext(headers, trace.setSpan(context.active(), span));
-      const ack = await this.publishes.run(() =>
-        this.js.publish(
-          this.subjects.mutation(author.tenant, payload.entityType, payload.entityId),
-          encodeJson(message),
-          { msgID: MessageIds.mutation(author.tenant, payload.mutationId), headers },
-        ),
-      );
+      this.overload.sent();
+      const ack = await this.publishes
+        .run(() =>
+          this.stream.publish(
+            this.subjects.mutation(author.tenant, payload.entityType, payload.entityId),
+            encodeJson(message),
+            {
+              msgID: MessageIds.mutation(author.tenant, payload.mutationId),
+              headers,
+            },
+          ),
+        )
+        .finally(() => this.overload.confirmed());
       endSpan(span);
       this.prometheus.mutations.inc({ edge: author.connectionId ? 'websocket' : 'http', result: 'accepted' });
       return { duplicate: ack.duplicate };

@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
-import { Subjects, outcomeMessageSchema } from '@syncline/contracts';
+import { Subjects, outcomeBatchSchema, type OutcomeMessage } from '@syncline/contracts';
 import { CONFIG, LOGGER, NATS, decodeJson, type Logger } from '@syncline/platform';
 import type { GatewayConfig } from '../config.js';
 import { ConnectionRegistry } from '../connections/connection.registry.js';
@@ -9,6 +9,7 @@ import { PrometheusMetrics } from '../telemetry/prometheus-metrics.js';
 /**
  * Turns the workers' outcome messages into the author's final `ack` (applied, merged or
  * rejected, with the version and, when the client must rebase or roll back, the server's document).
+ * A worker sends the outcomes of one batch for this gateway in one message.
  */
 @Injectable()
 export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -38,7 +39,7 @@ export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdow
         if (error) return;
         let parsed;
         try {
-          parsed = outcomeMessageSchema.safeParse(decodeJson(msg.data));
+          parsed = outcomeBatchSchema.safeParse(decodeJson(msg.data));
         } catch {
           parsed = undefined;
         }
@@ -46,18 +47,21 @@ export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdow
           this.logger.warn({ subject: msg.subject }, 'malformed outcome message ignored');
           return;
         }
-        const { connectionId, ...outcome } = parsed.data;
-        if (outcome.strategy) this.prometheus.conflicts.inc({ strategy: outcome.strategy, status: outcome.status });
-        const connection = this.connections.get(connectionId);
-        if (!connection) return;
-        // Only the answer to a mutation this connection sent: headers on a message published
-        // straight onto NATS must not let anyone else write into a client's connection.
-        if (!connection.awaitingOutcome.has(outcome.mutationId)) return;
-        const frameId = connection.awaitingOutcome.get(outcome.mutationId);
-        connection.awaitingOutcome.delete(outcome.mutationId);
-        connection.send('ack', outcome, frameId);
+        for (const outcome of parsed.data.outcomes) this.answer(outcome);
       },
     });
+  }
+
+  private answer({ connectionId, ...outcome }: OutcomeMessage): void {
+    if (outcome.strategy) this.prometheus.conflicts.inc({ strategy: outcome.strategy, status: outcome.status });
+    const connection = this.connections.get(connectionId);
+    if (!connection) return;
+    // Only the answer to a mutation this connection sent: headers on a message published
+    // straight onto NATS must not let anyone else write into a client's connection.
+    if (!connection.awaitingOutcome.has(outcome.mutationId)) return;
+    const frameId = connection.awaitingOutcome.get(outcome.mutationId);
+    connection.awaitingOutcome.delete(outcome.mutationId);
+    connection.send('ack', outcome, frameId);
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,19 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { VectorClocks, type ConflictResponse, type JsonObject } from '@syncline/contracts';
+import { VectorClocks, type JsonObject } from '@syncline/contracts';
 import { documentAtVersion, fieldHlcsSince } from '../conflicts/base-document.js';
-import { ConflictClient } from '../conflicts/conflict.client.js';
-import {
-  EntityStoreRepository,
-  keyOf,
-  type BatchWrites,
-  type ChangeRow,
-  type ConflictRow,
-  type EntityKey,
-  type EntityRow,
-  type LockedEntity,
-  type ProcessedMutation,
-  type StoreTransaction,
-} from './entity-store.repository.js';
+import { ConflictResolver, type ResolvedConflict } from '../conflicts/conflict-resolver.js';
+import type { ChangeRow } from '../entities/change-row.js';
+import { entityKeyOf, keyOf, type EntityKey } from '../entities/entity-key.js';
+import type { EntityChange, EntityState } from '../entities/entity-state.js';
+import type { BatchWrites, ConflictRow, EntityWrite, ProcessedMutation } from './entity-store.repository.js';
 import type { IncomingMutation, MutationOutcome } from './incoming-mutation.js';
 import {
   currentDocument,
@@ -23,105 +15,105 @@ import {
   nextState,
   proposedDocument,
   statusOf,
-  type EntityState,
 } from './mutation-rules.js';
 
-/** A committed change the publisher must bring to CHANGES, with what was known of its entity's feed. */
-export interface CommittedChange {
-  readonly row: ChangeRow;
-  /** The entity's version when the batch locked it, and that version's CHANGES sequence if recorded. */
-  readonly previous: { readonly version: number; readonly seq: number | undefined };
-}
-
-export interface BatchResult {
-  readonly outcomes: MutationOutcome[];
-  readonly committed: CommittedChange[];
+/** What a batch starts from. */
+export interface BatchView {
+  /** The state of every entity of the batch, by `keyOf`. */
+  readonly states: ReadonlyMap<string, EntityState>;
+  /** Ledger rows of mutation ids already processed (looked up for redelivered batches only). */
+  readonly processed: readonly ProcessedMutation[];
+  /** An entity's latest changes known without a read, oldest first, ending at its state's version. */
+  readonly recent: (key: EntityKey) => readonly EntityChange[];
+  /** An entity's logged changes after a version, oldest first, for the base of a conflict. */
+  readonly logged: (key: EntityKey, afterVersion: number) => Promise<readonly EntityChange[]>;
 }
 
 /**
- * Applies a batch of mutations in one transaction. Mutations of one entity run one after the
- * other in stream order while its row is locked, so its versions go 1, 2, 3 without gaps even
- * with several workers; different entities of the batch proceed side by side.
+ * The most changes read to rebuild a conflict's base document. A client further behind is merged
+ * without a base, field by field (as when the log no longer holds its base version).
+ */
+export const MAX_BASE_CHANGES = 100;
+
+/** A batch computed and ready to write, with what to do once it is committed. */
+export interface BatchPlan {
+  readonly writes: BatchWrites;
+  readonly outcomes: MutationOutcome[];
+  /** The versions it makes, in order per entity: what the outbox publishes. */
+  readonly changes: ChangeRow[];
+  /** Each entity the batch changes, by `keyOf`: its state once committed and the changes that make it. */
+  readonly changed: Map<string, { readonly state: EntityState; readonly changes: EntityChange[] }>;
+}
+
+/**
+ * Computes a batch: the mutations of one entity one after the other in stream order, each on the
+ * state the previous one left, so its versions go 1, 2, 3 without gaps; different entities side
+ * by side. Nothing here writes: the plan is committed in one statement, which checks that each
+ * entity is still at the version the plan started from.
  */
 @Injectable()
 export class BatchProcessor {
-  constructor(
-    private readonly store: EntityStoreRepository,
-    private readonly conflicts: ConflictClient,
-  ) {}
+  constructor(private readonly conflicts: ConflictResolver) {}
 
-  /**
-   * `checkLedger` looks every mutation id up in the ledger first. A first delivery can skip it:
-   * JetStream already dropped resends within its duplicate window, and a later resend makes the
-   * ledger's primary key refuse the batch, which is then retried with the check.
-   */
-  process(batch: readonly IncomingMutation[], options: { checkLedger: boolean }): Promise<BatchResult> {
-    return this.store.transaction(async (tx) => {
-      const { processed, locked } = await tx.start(
-        uniqueKeys(batch),
-        options.checkLedger ? batch.map((item) => item.mutation) : [],
-      );
-      const { fresh, repeats, repeatedInBatch } = splitRepeats(batch, processed);
-      const lockedByKey = new Map(locked.map((entity) => [keyOf(entity.key), entity]));
-      const writes = emptyWrites();
-      const committed: CommittedChange[] = [];
-      const outcomes: MutationOutcome[] = [];
-      await Promise.all(
-        groupByEntity(fresh).map(async (group) => {
-          const entity = lockedByKey.get(keyOf(entityKeyOf(group[0] as IncomingMutation)));
-          if (!entity) throw new Error('entity row was not locked');
-          await this.applyToEntity(tx, entity, group, writes, committed, outcomes);
-        }),
-      );
-      await tx.commit(writes);
-      outcomes.push(...repeats, ...answerRepeatsInBatch(repeatedInBatch, outcomes));
-      return { outcomes, committed };
-    });
+  async plan(batch: readonly IncomingMutation[], view: BatchView): Promise<BatchPlan> {
+    const { fresh, repeats, repeatedInBatch } = splitRepeats(batch, view.processed);
+    const writes = emptyWrites();
+    const changes: ChangeRow[] = [];
+    const outcomes: MutationOutcome[] = [];
+    const changed = new Map<string, { state: EntityState; changes: EntityChange[] }>();
+    await Promise.all(
+      groupByEntity(fresh).map(async (group) => {
+        const key = entityKeyOf((group[0] as IncomingMutation).mutation);
+        const start = view.states.get(keyOf(key));
+        if (!start) throw new Error(`no state loaded for ${keyOf(key)}`);
+        const made: ChangeRow[] = [];
+        const end = await this.applyToEntity(key, start, group, view, writes, made, outcomes);
+        if (end !== start) {
+          changed.set(keyOf(key), { state: end, changes: made });
+          changes.push(...made);
+          writes.changes.push(...made);
+          writes.entities.push(entityWrite(key, start.version, end));
+        }
+      }),
+    );
+    outcomes.push(...repeats, ...answerRepeatsInBatch(repeatedInBatch, outcomes));
+    return { writes, outcomes, changes, changed };
   }
 
+  /**
+   * Applies one entity's mutations in order, collecting the changes they make in `made`; returns
+   * the state they leave (the same object if none changed it).
+   */
   private async applyToEntity(
-    tx: StoreTransaction,
-    locked: LockedEntity,
+    key: EntityKey,
+    start: EntityState,
     group: readonly IncomingMutation[],
+    view: BatchView,
     writes: MutableWrites,
-    committed: CommittedChange[],
+    made: ChangeRow[],
     outcomes: MutationOutcome[],
-  ): Promise<void> {
-    let state: EntityState = locked;
-    let changed = false;
+  ): Promise<EntityState> {
+    let state = start;
     for (const item of group) {
       const { mutation } = item;
       const proposed = proposedDocument(state, mutation);
       let result = proposed;
-      let conflict: ConflictResponse | undefined;
+      let conflict: ResolvedConflict | undefined;
       let base: JsonObject | null | undefined;
       if (isConcurrent(state, mutation)) {
-        // This batch's earlier changes of the entity are not in the log yet: they count too.
-        const logged = [
-          ...(await tx.changesAfter(locked.key, mutation.baseVersion)),
-          ...writes.changes.filter((row) => keyOf(row) === keyOf(locked.key) && row.version > mutation.baseVersion),
-        ];
+        const logged = await this.changesSince(key, mutation.baseVersion, state, view, made);
         base = documentAtVersion(currentDocument(state), state.version, mutation.baseVersion, logged);
         conflict = await this.conflicts.resolve(
           {
             tenant: mutation.tenant,
             entityType: mutation.entityType,
-            entityId: mutation.entityId,
             base: base ?? null,
             server: {
-              version: state.version,
               data: currentDocument(state),
-              vectorClock: VectorClocks.toRecord(state.vectorClock),
               hlc: state.hlc,
               fieldHlcs: fieldHlcsSince(mutation.baseVersion, logged),
             },
-            client: {
-              data: proposed,
-              vectorClock: mutation.vectorClock,
-              hlc: mutation.hlc,
-              clientId: mutation.clientId,
-              mutationId: mutation.mutationId,
-            },
+            client: { data: proposed, hlc: mutation.hlc },
           },
           item.trace,
         );
@@ -131,15 +123,10 @@ export class BatchProcessor {
       const before = state;
       if (status !== 'rejected' && !isNoOp(state, result)) {
         state = nextState(state, result, mutation);
-        changed = true;
         // Each field is stamped with the write that set it, which per-field last-write-wins compares.
-        writes.changes.push(changeRow(item, status, state, fieldChanges(before, result, mutation.hlc)));
-        committed.push({
-          row: writes.changes[writes.changes.length - 1] as ChangeRow,
-          previous: { version: locked.version, seq: locked.currentSeq },
-        });
+        made.push(changeRow(item, status, state, fieldChanges(before, result, mutation.hlc)));
       }
-      writes.mutations.push({ ...locked.key, mutationId: mutation.mutationId, status, version: state.version });
+      writes.mutations.push({ ...key, mutationId: mutation.mutationId, status, version: state.version });
       if (conflict) writes.conflicts.push(conflictRow(item, conflict, base ?? null, before, proposed, state.version));
       outcomes.push({
         incoming: item,
@@ -151,7 +138,27 @@ export class BatchProcessor {
         ...(conflict ? { strategy: conflict.strategy } : {}),
       });
     }
-    if (changed) writes.entities.push(entityRow(locked.key, state));
+    return state;
+  }
+
+  /**
+   * The entity's changes after `baseVersion`, oldest first: from what the worker keeps of it and
+   * this batch, or read from the log when those do not reach back that far. A client more than
+   * {@link MAX_BASE_CHANGES} versions behind gets what is kept: its base is then unknown.
+   */
+  private async changesSince(
+    key: EntityKey,
+    baseVersion: number,
+    state: EntityState,
+    view: BatchView,
+    made: readonly ChangeRow[],
+  ): Promise<EntityChange[]> {
+    const known = [...view.recent(key), ...made];
+    const needed = state.version - baseVersion;
+    const reachesBase = needed <= 0 || (known[0] !== undefined && known[0].version <= baseVersion + 1);
+    if (reachesBase || needed > MAX_BASE_CHANGES) return known.filter((change) => change.version > baseVersion);
+    const logged = await view.logged(key, baseVersion);
+    return [...logged, ...made.filter((change) => change.version > baseVersion)];
   }
 }
 
@@ -201,24 +208,11 @@ function emptyWrites(): MutableWrites {
   return { changes: [], mutations: [], conflicts: [], entities: [] };
 }
 
-function entityKeyOf(item: IncomingMutation): EntityKey {
-  return { tenant: item.mutation.tenant, entityType: item.mutation.entityType, entityId: item.mutation.entityId };
-}
-
-function uniqueKeys(items: readonly IncomingMutation[]): EntityKey[] {
-  const keys = new Map<string, EntityKey>();
-  for (const item of items) {
-    const key = entityKeyOf(item);
-    keys.set(keyOf(key), key);
-  }
-  return [...keys.values()];
-}
-
 /** Groups by entity, keeping stream order inside each group. */
 function groupByEntity(items: readonly IncomingMutation[]): IncomingMutation[][] {
   const groups = new Map<string, IncomingMutation[]>();
   for (const item of items) {
-    const key = keyOf(entityKeyOf(item));
+    const key = keyOf(item.mutation);
     const group = groups.get(key);
     if (group) group.push(item);
     else groups.set(key, [item]);
@@ -255,7 +249,7 @@ function changeRow(
 
 function conflictRow(
   item: IncomingMutation,
-  conflict: ConflictResponse,
+  conflict: ResolvedConflict,
   base: JsonObject | null,
   server: EntityState,
   proposed: JsonObject | null,
@@ -282,9 +276,10 @@ function conflictRow(
   };
 }
 
-function entityRow(key: EntityKey, state: EntityState): EntityRow {
+function entityWrite(key: EntityKey, expectedVersion: number, state: EntityState): EntityWrite {
   return {
     ...key,
+    expectedVersion,
     version: state.version,
     data: state.data,
     deleted: state.deleted,

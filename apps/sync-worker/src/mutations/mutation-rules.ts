@@ -6,25 +6,8 @@ import {
   type JsonObject,
   type MutationMessage,
   type MutationStatus,
-  type VectorClock,
 } from '@syncline/contracts';
-
-/** What the worker knows of an entity while it holds its row lock. */
-export interface EntityState {
-  readonly version: number;
-  readonly data: JsonObject | null;
-  readonly deleted: boolean;
-  readonly vectorClock: VectorClock;
-  readonly hlc: string;
-}
-
-export const ABSENT_ENTITY: EntityState = {
-  version: 0,
-  data: null,
-  deleted: false,
-  vectorClock: VectorClocks.empty(),
-  hlc: '',
-};
+import type { EntityState } from '../entities/entity-state.js';
 
 /**
  * The document the client asks for, on top of the server's current state: the full document

@@ -8,65 +8,43 @@ import {
   type ConsumerMessages,
   type JsMsg,
 } from '@nats-io/jetstream';
-import {
-  Header,
-  HybridLogicalClock,
-  Subjects,
-  WORKER_CONSUMER,
-  findUnsafeJson,
-  mutationMessageSchema,
-  type MutationMessage,
-} from '@syncline/contracts';
-import {
-  CONFIG,
-  LOGGER,
-  logConsumerStatus,
-  NATS,
-  TELEMETRY,
-  SpanKind,
-  decodeJson,
-  endSpan,
-  extractTraceContext,
-  trace,
-  traceparentOf,
-  type Logger,
-  type Span,
-  type Telemetry,
-} from '@syncline/platform';
+import { WORKER_CONSUMER } from '@syncline/contracts';
+import { CONFIG, LOGGER, logConsumerStatus, NATS, endSpan, type Logger } from '@syncline/platform';
 import type { SyncWorkerConfig } from '../config.js';
+import { EntityCache } from '../entities/entity-cache.js';
 import { ChangePublisher } from '../outbox/change-publisher.service.js';
-import { WorkerMetrics } from '../telemetry/worker-metrics.js';
 import { OutcomeNotifier } from '../outcomes/outcome-notifier.js';
+import { WorkerMetrics } from '../telemetry/worker-metrics.js';
+import { BatchPipeline } from './batch-pipeline.js';
+import type { BatchPlan } from './batch-processor.service.js';
 import { BatchProcessor } from './batch-processor.service.js';
-import { failureKind, postgresErrorOf } from './failure-kind.js';
-import type { IncomingMutation } from './incoming-mutation.js';
+import { EntityStoreRepository } from './entity-store.repository.js';
+import { MutationDecoder, type Delivery } from './mutation-decoder.js';
 import { RejectedMessageRepository } from './rejected-message.repository.js';
-
-interface Delivery {
-  readonly msg: JsMsg;
-  readonly incoming: IncomingMutation;
-  readonly span: Span;
-}
 
 /**
  * The JetStream edge of the worker. Messages arrive continuously from the shared durable
- * consumer; whatever has arrived while the previous batch was committing forms the next batch,
- * so a quiet system commits one mutation at a time (low latency) and a busy one commits
- * hundreds per transaction (high throughput). Only this class acks, naks or terminates.
+ * consumer and flow through the {@link BatchPipeline}: whatever arrived while earlier batches were
+ * being written forms the next batch, so a quiet system commits one mutation at a time (low
+ * latency) and a busy one hundreds per statement (high throughput). Only this class acks or
+ * terminates messages, and it never naks one: a batch that fails is retried here, in order.
  */
 @Injectable()
 export class MutationConsumer implements OnApplicationBootstrap, OnApplicationShutdown {
   private messages: ConsumerMessages | undefined;
-  private readonly waiting: JsMsg[] = [];
-  private draining: Promise<void> | undefined;
-  /** Publications of committed batches still under way. */
-  private readonly publishing = new Set<Promise<void>>();
-  /** Only to measure how far ahead a mutation's timestamp is. */
-  private readonly clock: HybridLogicalClock;
-  private readonly subjects: Subjects;
+  private receiving: Promise<void> | undefined;
+  private readonly pipeline: BatchPipeline<Delivery>;
+  /** Messages taken from the consumer and not yet acknowledged or terminated. */
+  private readonly held = new Set<Delivery>();
+  /** Deliveries decoded in the current turn of the event loop, handed over together. */
+  private arriving: Delivery[] = [];
+  private roomWaiter: (() => void) | undefined;
+  private keepAlive: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly processor: BatchProcessor,
+    processor: BatchProcessor,
+    store: EntityStoreRepository,
+    private readonly decoder: MutationDecoder,
     private readonly publisher: ChangePublisher,
     private readonly outcomes: OutcomeNotifier,
     private readonly rejected: RejectedMessageRepository,
@@ -74,10 +52,25 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     @Inject(NATS) private readonly nats: NatsConnection,
     @Inject(CONFIG) private readonly config: SyncWorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(TELEMETRY) private readonly telemetry: Telemetry,
   ) {
-    this.subjects = new Subjects(config.SYNC_NAMESPACE);
-    this.clock = new HybridLogicalClock(config.INSTANCE_ID ?? 'sync-worker');
+    this.pipeline = new BatchPipeline(
+      processor,
+      store,
+      new EntityCache(config.WORKER_ENTITY_CACHE_SIZE),
+      {
+        committed: (items, plan, outboxId, startedAt) => this.committed(items, plan, outboxId, startedAt),
+        refused: (item, error) => this.refuse(item, error),
+        retrying: (size, error, attempt, reason) => {
+          this.metrics.retries.inc({ reason });
+          // Another worker wrote an entity meanwhile: expected with several workers, not worth a warning.
+          if (reason === 'stale')
+            this.logger.debug({ err: error, size, attempt }, 'batch computed on stale state; again');
+          else this.logger.warn({ err: error, size, attempt, reason }, 'batch failed; retrying it in place');
+        },
+      },
+      { batchSize: config.WORKER_BATCH_SIZE, maxInFlight: config.WORKER_BATCHES_IN_FLIGHT },
+    );
+    metrics.observeBacklog(() => this.pipeline.size);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -91,18 +84,120 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       expires: this.config.WORKER_PULL_EXPIRES_MS,
     });
     logConsumerStatus(this.messages, this.logger, { consumer: WORKER_CONSUMER.durableName });
-    void this.receive(this.messages);
+    this.receiving = this.receive(this.messages);
+    // Held messages (queued behind a batch that is being retried) must not go to another worker.
+    const interval = Math.max(1000, Math.floor(this.config.WORKER_ACK_WAIT_MS / 3));
+    this.keepAlive = setInterval(() => this.extendHeld(interval), interval);
     this.logger.info(
       { stream: this.config.MUTATIONS_STREAM, consumer: WORKER_CONSUMER.durableName },
       'consuming mutations',
     );
   }
 
-  /** Stops fetching, then finishes and acknowledges what it holds. */
+  /** Stops fetching, then commits and acknowledges everything it holds. */
   async onApplicationShutdown(): Promise<void> {
     await this.stopFetching();
-    await this.draining;
-    await Promise.all(this.publishing);
+    await this.receiving;
+    this.handOver();
+    await this.pipeline.idle();
+    clearInterval(this.keepAlive);
+    await this.publisher.settled();
+  }
+
+  private async receive(messages: ConsumerMessages): Promise<void> {
+    for await (const msg of messages) {
+      const delivery = this.decoder.decode(msg);
+      if (delivery.ok) this.admit(delivery.value);
+      else void this.reject(msg, delivery.reason);
+      // Not iterating is what stops the consumer from pulling more: nats.js sends its next pull
+      // request only when the iteration reaches it.
+      while (!this.hasRoom()) await new Promise<void>((resolve) => (this.roomWaiter = resolve));
+    }
+  }
+
+  private maxHeld(): number {
+    return Math.max(this.config.WORKER_PREFETCH, this.config.WORKER_BATCH_SIZE * this.config.WORKER_BATCHES_IN_FLIGHT);
+  }
+
+  private admit(delivery: Delivery): void {
+    this.held.add(delivery);
+    this.arriving.push(delivery);
+    // Let the messages of the same read join one batch.
+    if (this.arriving.length === 1) setImmediate(() => this.handOver());
+  }
+
+  private handOver(): void {
+    if (this.arriving.length === 0) return;
+    const batch = this.arriving;
+    this.arriving = [];
+    this.pipeline.push(batch);
+  }
+
+  private release(delivery: Delivery): void {
+    this.held.delete(delivery);
+    this.resumeIfRoom();
+  }
+
+  /** Fetching waits while the worker holds its maximum, or while publishing lags behind commits. */
+  private hasRoom(): boolean {
+    return this.held.size < this.maxHeld() && !this.publisher.isBehind();
+  }
+
+  private resumeIfRoom(): void {
+    if (this.roomWaiter && this.hasRoom()) {
+      this.roomWaiter();
+      this.roomWaiter = undefined;
+    }
+  }
+
+  /** From the commit on, the outbox owns the changes: the messages are acknowledged at once. */
+  private committed(items: readonly Delivery[], plan: BatchPlan, outboxId: number | undefined, startedAt: number) {
+    for (const delivery of items) {
+      delivery.msg.ack();
+      endSpan(delivery.span);
+      this.release(delivery);
+    }
+    this.metrics.recordBatch(plan.outcomes, startedAt);
+    this.outcomes.notify(plan.outcomes);
+    void this.publisher.publishCommitted(plan.changes, outboxId).then(() => this.resumeIfRoom());
+  }
+
+  /** The author was told `accepted`: it now learns the mutation was refused, and rolls back. */
+  private async refuse(delivery: Delivery, error: unknown): Promise<void> {
+    const reason = `refused by the database: ${(error as Error).message}`;
+    await this.reject(delivery.msg, reason);
+    try {
+      const current = await this.rejected.refuse(delivery.incoming.mutation);
+      this.outcomes.notify([{ incoming: delivery.incoming, status: 'rejected', ...current, duplicate: false, reason }]);
+    } catch (recordError) {
+      this.logger.error({ err: recordError }, 'could not record a refused mutation');
+    }
+    endSpan(delivery.span, error);
+    this.release(delivery);
+  }
+
+  /** A message that can never succeed is terminated and recorded for a human. */
+  private async reject(msg: JsMsg, reason: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.rejected.record(this.config.MUTATIONS_STREAM, msg.seq, msg.subject, reason, msg.data);
+        // Without a reason: nats-server before 2.10.4 ignores `+TERM <reason>` and would redeliver
+        // the message after every ack wait. The reason is in rejected_messages and the log.
+        msg.term();
+        this.logger.warn({ seq: msg.seq, subject: msg.subject, reason }, 'mutation terminated');
+        return;
+      } catch (error) {
+        // Not recorded yet: keep it rather than drop it silently.
+        this.logger.error({ err: error, attempt }, 'could not record a rejected message; retrying');
+        msg.working();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 250 * 2 ** attempt)));
+      }
+    }
+  }
+
+  private extendHeld(olderThanMs: number): void {
+    const now = performance.now();
+    for (const delivery of this.held) if (now - delivery.takenAt > olderThanMs) delivery.msg.working();
   }
 
   /**
@@ -131,6 +226,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
         }),
       ]));
     clearTimeout(timer);
+    this.roomWaiter?.();
     if (drained) await messages.closed();
     else await messages.close();
   }
@@ -168,199 +264,4 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
       });
     });
   }
-
-  private async receive(messages: ConsumerMessages): Promise<void> {
-    for await (const msg of messages) {
-      this.waiting.push(msg);
-      this.draining ??= this.drain().finally(() => {
-        this.draining = undefined;
-      });
-    }
-  }
-
-  private async drain(): Promise<void> {
-    // Let the messages that arrived in the same tick join the batch.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    while (this.waiting.length > 0) {
-      const batch = this.waiting.splice(0, this.config.WORKER_BATCH_SIZE);
-      await this.handle(batch);
-    }
-  }
-
-  private async handle(batch: readonly JsMsg[]): Promise<void> {
-    const deliveries: Delivery[] = [];
-    for (const msg of batch) {
-      const delivery = this.decode(msg);
-      if (delivery) deliveries.push(delivery);
-    }
-    if (deliveries.length > 0) await this.commit(deliveries);
-  }
-
-  /** Validates one message; one that can never succeed is terminated and recorded. */
-  private decode(msg: JsMsg): Delivery | undefined {
-    let body: unknown;
-    try {
-      body = decodeJson(msg.data);
-    } catch {
-      void this.reject(msg, 'not valid JSON');
-      return undefined;
-    }
-    // The same safe-JSON rules as every edge: a backend service publishes here directly.
-    const unsafe = findUnsafeJson(body);
-    if (unsafe) {
-      void this.reject(msg, `unsafe: ${unsafe}`);
-      return undefined;
-    }
-    const parsed = mutationMessageSchema.safeParse(body);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      void this.reject(msg, `schema: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`);
-      return undefined;
-    }
-    const skew = this.clock.skewOf(parsed.data.hlc);
-    if (skew > this.config.MAX_CLOCK_SKEW_MS) {
-      void this.reject(msg, `clock skew: hlc is ${skew} ms ahead of the worker's clock`);
-      return undefined;
-    }
-    if (!this.isOnOwnSubject(msg, parsed.data)) {
-      void this.reject(msg, SUBJECT_MISMATCH);
-      return undefined;
-    }
-    const producer = extractTraceContext(msg.headers);
-    const span = this.telemetry.tracer.startSpan(
-      'mutation.process',
-      {
-        kind: SpanKind.CONSUMER,
-        attributes: { 'sync.mutation_id': parsed.data.mutationId, 'sync.entity_type': parsed.data.entityType },
-      },
-      producer,
-    );
-    const spanContext = trace.setSpan(producer, span);
-    const receivedAt = Number(msg.headers?.get(Header.receivedAt));
-    return {
-      msg,
-      span,
-      incoming: {
-        mutation: parsed.data,
-        gatewayId: msg.headers?.get(Header.gatewayId) || null,
-        connectionId: msg.headers?.get(Header.connectionId) || null,
-        receivedAt: Number.isFinite(receivedAt) && receivedAt > 0 ? receivedAt : null,
-        trace: spanContext,
-        traceparent: traceparentOf(spanContext) ?? null,
-      },
-    };
-  }
-
-  /**
-   * Isolation (I6) for backend services: NATS permissions allow a service a set of subjects, so
-   * the subject, not the body, says which tenant and entity it may write. A body that names
-   * another tenant, entity type or entity than its subject is refused.
-   */
-  private isOnOwnSubject(msg: JsMsg, mutation: MutationMessage): boolean {
-    return msg.subject === this.subjects.mutation(mutation.tenant, mutation.entityType, mutation.entityId);
-  }
-
-  /**
-   * Commits a batch and acknowledges it: from the commit on, the outbox owns its changes. Their
-   * publication runs while the next batch commits; only a bounded number of batches may wait
-   * for it, so a slow JetStream slows the worker down instead of filling its memory.
-   */
-  private async commit(
-    deliveries: readonly Delivery[],
-    checkLedger = deliveries.some((d) => d.msg.redelivered),
-  ): Promise<void> {
-    const startedAt = performance.now();
-    let result;
-    try {
-      result = await this.processor.process(
-        deliveries.map((d) => d.incoming),
-        { checkLedger },
-      );
-    } catch (error) {
-      // A mutation id already in the ledger: look it up this time.
-      if (!checkLedger && isLedgerConflict(error)) return this.commit(deliveries, true);
-      await this.recover(deliveries, error);
-      return;
-    }
-    this.metrics.recordBatch(result.outcomes, startedAt);
-    for (const { msg, span } of deliveries) {
-      msg.ack();
-      endSpan(span);
-    }
-    const publication = this.publisher
-      .publishCommitted(result.committed)
-      .then(() => this.outcomes.notify(result.outcomes))
-      // Committed changes are in the outbox: the relay publishes what failed here. Nothing here
-      // may end the process.
-      .catch((error: unknown) => this.logger.error({ err: error }, 'publishing a committed batch failed'));
-    this.publishing.add(publication);
-    void publication.finally(() => this.publishing.delete(publication));
-    while (this.publishing.size > MAX_BATCHES_PUBLISHING) await Promise.race(this.publishing);
-  }
-
-  /**
-   * A batch failed. Bad data (PostgreSQL refused a value) is isolated by halving the batch
-   * until the message at fault stands alone, and that one is terminated; anything else is
-   * transient and the whole batch is retried later with backoff.
-   */
-  private async recover(deliveries: readonly Delivery[], error: unknown): Promise<void> {
-    if (failureKind(error) === 'bad-data') {
-      if (deliveries.length === 1) {
-        const delivery = deliveries[0] as Delivery;
-        const reason = `refused by the database: ${(error as Error).message}`;
-        await this.reject(delivery.msg, reason);
-        await this.answerRefusal(delivery, reason);
-        endSpan(delivery.span, error);
-        return;
-      }
-      const middle = Math.ceil(deliveries.length / 2);
-      await this.commit(deliveries.slice(0, middle));
-      await this.commit(deliveries.slice(middle));
-      return;
-    }
-    this.logger.warn({ err: error, size: deliveries.length }, 'batch failed; will be redelivered');
-    for (const { msg, span } of deliveries) {
-      msg.nak(retryDelayMs(msg.info.deliveryCount));
-      endSpan(span, error);
-    }
-  }
-
-  /** The author was told `accepted`: it now learns the mutation was refused, and rolls back. */
-  private async answerRefusal({ incoming }: Delivery, reason: string): Promise<void> {
-    try {
-      const current = await this.rejected.refuse(incoming.mutation);
-      this.outcomes.notify([{ incoming, status: 'rejected', ...current, duplicate: false, reason }]);
-    } catch (error) {
-      this.logger.error({ err: error }, 'could not record a refused mutation');
-    }
-  }
-
-  private async reject(msg: JsMsg, reason: string): Promise<void> {
-    try {
-      await this.rejected.record(this.config.MUTATIONS_STREAM, msg.seq, msg.subject, reason, msg.data);
-      // Without a reason: nats-server before 2.10.4 ignores `+TERM <reason>` and would redeliver
-      // the message after every ack wait. The reason is in rejected_messages and the log.
-      msg.term();
-      this.logger.warn({ seq: msg.seq, subject: msg.subject, reason }, 'mutation terminated');
-    } catch (error) {
-      // Not recorded yet: let it come back rather than drop it silently.
-      this.logger.error({ err: error }, 'could not record a rejected message');
-      msg.nak(retryDelayMs(msg.info.deliveryCount));
-    }
-  }
-}
-
-const SUBJECT_MISMATCH = "subject does not match the mutation's tenant, entity type and id";
-
-/** Batches whose publication may still be under way while the next batch commits. */
-const MAX_BATCHES_PUBLISHING = 8;
-
-function isLedgerConflict(error: unknown): boolean {
-  const cause = postgresErrorOf(error);
-  return cause?.code === '23505' && cause.constraint === 'mutations_pkey';
-}
-
-/** Exponential backoff from 250 ms to 30 s by delivery attempt. */
-export function retryDelayMs(deliveryCount: number): number {
-  return Math.min(30_000, 250 * 2 ** Math.max(0, deliveryCount - 1));
 }

@@ -1,13 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
-import {
-  jetstream,
-  jetstreamManager,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  type JetStreamClient,
-  type JetStreamManager,
-} from '@nats-io/jetstream';
+import { jetstreamManager, JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { Header, MessageIds, Subjects, type ChangeEvent, type MutationOp } from '@syncline/contracts';
 import {
   CONFIG,
@@ -20,18 +13,21 @@ import {
   endSpan,
   headersFrom,
   injectTraceContext,
+  StreamPublisher,
   type Logger,
   type Telemetry,
 } from '@syncline/platform';
 import type { SyncWorkerConfig } from '../config.js';
-import type { CommittedChange } from '../mutations/batch-processor.service.js';
-import { keyOf, type ChangeRow, type EntityKey } from '../mutations/entity-store.repository.js';
-import { FeedPositions, type FeedPosition } from './feed-positions.js';
-import { OutboxRepository, type PublishedChange } from './outbox.repository.js';
-import { sequenceStoredAfter } from './stored-change.js';
+import type { ChangeRow } from '../entities/change-row.js';
+import { keyOf, type EntityKey } from '../entities/entity-key.js';
+import { FeedPositions } from './feed-positions.js';
+import { OutboxRepository, type ChangePosition } from './outbox.repository.js';
+import { lastStoredChange, sequenceStoredAfter, type FeedEnd } from './stored-change.js';
 
 /** Publications recorded in PostgreSQL together, at most this often. */
-const MARK_INTERVAL_MS = 20;
+const RECORD_INTERVAL_MS = 20;
+/** Changes committed and not yet published beyond which the worker stops fetching mutations. */
+const MAX_UNPUBLISHED = 20_000;
 
 /**
  * Brings committed changes to CHANGES, in version order per entity, exactly once.
@@ -40,24 +36,27 @@ const MARK_INTERVAL_MS = 20;
  * publication (a retry, the relay after a crash, two workers racing) is dropped by JetStream.
  * Each also states the stream sequence of its entity's previous version
  * (`expect.lastSubjectSequence`): a version can only land right after the one before it.
- * Within this worker, publications of one entity run one after another; when the previous
- * version's sequence is unknown, the entity is published from the outbox instead, oldest
- * unpublished version first.
+ * Within this worker, publications of one entity run one after another. The predecessor's
+ * sequence comes from what this worker published last; otherwise from the stream itself, and
+ * when versions before the change are not there yet, they are published first, from the log.
  *
- * Sequences are recorded in the change log in the background, batched: until then a change
- * looks unpublished, and a relay that publishes it again gets the original sequence back.
+ * Positions and finished outbox entries are recorded in PostgreSQL in the background, in bulk:
+ * until then a batch looks unfinished, and a relay that publishes it again gets the original
+ * sequences back.
  */
 @Injectable()
 export class ChangePublisher implements OnApplicationShutdown {
-  private readonly js: JetStreamClient;
+  private readonly stream: StreamPublisher;
   private jsm: Promise<JetStreamManager> | undefined;
   private readonly subjects: Subjects;
   private readonly positions = new FeedPositions(50_000);
   /** The publication in progress per entity; the next one for that entity waits for it. */
-  private readonly inProgress = new Map<string, Promise<unknown>>();
-  private unmarked: PublishedChange[] = [];
-  private markTimer: NodeJS.Timeout | undefined;
-  private marking: Promise<void> = Promise.resolve();
+  private readonly inProgress = new Map<string, Promise<boolean>>();
+  private unpublished = 0;
+  private unrecorded: ChangePosition[] = [];
+  private finished: number[] = [];
+  private recordTimer: NodeJS.Timeout | undefined;
+  private recording: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly outbox: OutboxRepository,
@@ -66,7 +65,7 @@ export class ChangePublisher implements OnApplicationShutdown {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(TELEMETRY) private readonly telemetry: Telemetry,
   ) {
-    this.js = jetstream(nats, { timeout: config.REQUEST_TIMEOUT_MS });
+    this.stream = new StreamPublisher(nats, config.REQUEST_TIMEOUT_MS);
     this.subjects = new Subjects(config.SYNC_NAMESPACE);
   }
 
@@ -74,10 +73,29 @@ export class ChangePublisher implements OnApplicationShutdown {
    * Publishes what a batch committed. Failures are logged, not thrown: the changes stay in the
    * outbox and the relay publishes them later; the mutations are committed either way.
    */
-  async publishCommitted(committed: readonly CommittedChange[]): Promise<void> {
-    await Promise.all(
-      groupByEntity(committed).map((group) => this.inEntityOrder(keyOf(group[0]!.row), () => this.publishGroup(group))),
+  async publishCommitted(changes: readonly ChangeRow[], outboxId: number | undefined): Promise<void> {
+    this.unpublished += changes.length;
+    const results = await Promise.all(
+      groupByEntity(changes).map((group) =>
+        this.inEntityOrder(keyOf(group[0] as ChangeRow), () => this.publishGroup(group)),
+      ),
     );
+    this.unpublished -= changes.length;
+    if (outboxId !== undefined && results.every(Boolean)) this.finish(outboxId);
+  }
+
+  /** Publishes an entity's changes from `fromVersion` on, from the log (the relay's path). */
+  relayEntity(key: EntityKey, fromVersion: number): Promise<boolean> {
+    return this.inEntityOrder(keyOf(key), async () => {
+      const end = await this.feedEnd(key);
+      await this.publishFromLog(key, end ? end.version + 1 : fromVersion, end?.seq ?? 0);
+    });
+  }
+
+  /** Records that every change of an outbox entry is in CHANGES. */
+  finish(outboxId: number): void {
+    this.finished.push(outboxId);
+    this.scheduleRecording();
   }
 
   /** True while this worker is publishing changes of the entity. */
@@ -85,25 +103,40 @@ export class ChangePublisher implements OnApplicationShutdown {
     return this.inProgress.has(keyOf(key));
   }
 
-  /** Publishes every unpublished change of an entity from the outbox, oldest first. */
-  relayEntity(key: EntityKey): Promise<void> {
-    return this.inEntityOrder(keyOf(key), () => this.publishFromOutbox(key));
+  /** True when commits run so far ahead of publishing that fetching should wait. */
+  isBehind(): boolean {
+    return this.unpublished > MAX_UNPUBLISHED;
+  }
+
+  /** Resolves once every publication started so far has ended and been recorded. */
+  async settled(): Promise<void> {
+    while (this.inProgress.size > 0) await Promise.allSettled(this.inProgress.values());
+    await this.record();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.allSettled(this.inProgress.values());
-    await this.flushMarks();
+    await this.settled();
+    this.stream.close();
   }
 
-  private inEntityOrder(key: string, publish: () => Promise<void>): Promise<void> {
-    const previous = this.inProgress.get(key) ?? Promise.resolve();
-    const next = previous.then(publish).catch((error: unknown) => {
-      this.positions.forget(key);
-      this.logger.warn(
-        { err: error, entity: key.replaceAll('\u0000', '/') },
-        'publish failed; the outbox relay will retry',
-      );
-    });
+  /**
+   * Runs `publish` after the entity's previous publication, or at once when there is none, so the
+   * first publications of a batch leave in the same write as its acks and outcomes. Resolves
+   * false if it failed.
+   */
+  private inEntityOrder(key: string, publish: () => Promise<void>): Promise<boolean> {
+    const previous = this.inProgress.get(key);
+    const next = (previous ? previous.then(publish) : publish()).then(
+      () => true,
+      (error: unknown) => {
+        this.positions.forget(key);
+        this.logger.warn(
+          { err: error, entity: key.replaceAll('\u0000', '/') },
+          'publish failed; the outbox relay will retry',
+        );
+        return false;
+      },
+    );
     this.inProgress.set(key, next);
     void next.finally(() => {
       if (this.inProgress.get(key) === next) this.inProgress.delete(key);
@@ -111,69 +144,50 @@ export class ChangePublisher implements OnApplicationShutdown {
     return next;
   }
 
-  private async publishGroup(group: readonly CommittedChange[]): Promise<void> {
-    const first = group[0] as CommittedChange;
-    const key = keyOf(first.row);
-    let expected = this.expectedBefore(key, first);
-    if (expected === undefined) return this.publishFromOutbox(first.row);
-    for (const { row } of group) {
+  private async publishGroup(group: readonly ChangeRow[]): Promise<void> {
+    const first = group[0] as ChangeRow;
+    let expected = this.positions.seqOf(keyOf(first), first.version - 1);
+    let rows = group;
+    if (expected === undefined) {
+      const end = await this.feedEnd(first);
+      if (end && end.version < first.version - 1) return this.publishFromLog(first, end.version + 1, end.seq);
+      // Versions up to the stream's end are in it already (published by the relay or another worker).
+      if (end) rows = group.filter((row) => row.version > end.version);
+      expected = end?.seq ?? 0;
+    }
+    for (const row of rows) {
       try {
         expected = await this.publishRow(row, expected);
       } catch (error) {
         if (!isWrongLastSequence(error)) throw error;
-        // Another worker published a version of this entity meanwhile: let the outbox order it.
-        this.positions.forget(key);
-        return this.publishFromOutbox(row);
+        // Another worker published a version of this entity meanwhile: let the stream say where it ends.
+        this.positions.forget(keyOf(row));
+        const end = await this.feedEnd(row);
+        return this.publishFromLog(row, end ? end.version + 1 : row.version, end?.seq ?? 0);
       }
-      this.published(row, row.version, expected);
     }
   }
 
-  /** The stream sequence the first change of a group must follow, when it is known. */
-  private expectedBefore(key: string, first: CommittedChange): number | undefined {
-    const predecessor = first.row.version - 1;
-    const known = this.positions.get(key);
-    if (known?.version === predecessor) return known.seq;
-    if (first.previous.version === predecessor) return first.previous.seq;
-    return undefined;
+  private async publishFromLog(key: EntityKey, fromVersion: number, afterSeq: number): Promise<void> {
+    let expected = afterSeq;
+    for (const row of await this.outbox.changesFrom(key, fromVersion)) expected = await this.publishRow(row, expected);
   }
 
-  private async publishFromOutbox(key: EntityKey): Promise<void> {
-    const { rows, previousSeq } = await this.outbox.unpublishedOf(key);
-    const known: FeedPosition | undefined = this.positions.get(keyOf(key));
-    let expected = previousSeq ?? (known && known.version === (rows[0]?.version ?? 0) - 1 ? known.seq : undefined);
-    for (const row of rows) {
-      expected = await this.publishRow(row, expected);
-      this.published(row, row.version, expected);
-    }
+  private async feedEnd(key: EntityKey): Promise<FeedEnd | undefined> {
+    const subject = this.subjects.change(key.tenant, key.entityType, key.entityId);
+    return lastStoredChange(await this.manager(), this.config.CHANGES_STREAM, subject);
   }
 
-  private published(key: EntityKey, version: number, seq: number): void {
-    this.positions.advance(keyOf(key), { version, seq });
-    this.unmarked.push({ tenant: key.tenant, entityType: key.entityType, entityId: key.entityId, version, seq });
-    this.markTimer ??= setTimeout(() => {
-      this.markTimer = undefined;
-      void this.flushMarks();
-    }, MARK_INTERVAL_MS);
-  }
-
-  private flushMarks(): Promise<void> {
-    const batch = this.unmarked;
-    this.unmarked = [];
-    this.marking = this.marking.then(() =>
-      this.outbox.markPublished(batch).catch((error: unknown) => {
-        // Left unmarked, these are published again by the relay, which gets their sequences back.
-        this.logger.warn({ err: error, count: batch.length }, 'could not record published sequences');
-      }),
-    );
-    return this.marking;
+  private manager(): Promise<JetStreamManager> {
+    this.jsm ??= jetstreamManager(this.nats, { timeout: this.config.REQUEST_TIMEOUT_MS });
+    return this.jsm;
   }
 
   /**
    * Publishes one change and returns its stream sequence. A change that is already in the
    * stream (the same message id within the duplicate window) returns the original sequence.
    */
-  private async publishRow(row: ChangeRow, expectedLastSeq: number | undefined): Promise<number> {
+  private async publishRow(row: ChangeRow, expectedLastSeq: number): Promise<number> {
     const parent = contextFromTraceparent(row.traceparent);
     const span = this.telemetry.tracer.startSpan('changes.publish', { kind: SpanKind.PRODUCER }, parent);
     try {
@@ -188,23 +202,28 @@ export class ChangePublisher implements OnApplicationShutdown {
       injectTraceContext(headers, parent);
       const subject = this.subjects.change(row.tenant, row.entityType, row.entityId);
       const msgID = MessageIds.change(row.tenant, row.entityType, row.entityId, row.version);
-      const seq = await this.js
+      const seq = await this.stream
         .publish(subject, encodeJson(changeEventOf(row)), {
           msgID,
           headers,
-          ...(expectedLastSeq === undefined ? {} : { expect: { lastSubjectSequence: expectedLastSeq } }),
+          expectLastSubjectSequence: expectedLastSeq,
         })
         .then(
           (ack) => ack.seq,
           async (error: unknown) => {
-            if (expectedLastSeq === undefined || !isWrongLastSequence(error)) throw error;
-            const stored = await this.storedAfter(subject, expectedLastSeq, msgID);
+            if (!isWrongLastSequence(error)) throw error;
+            const stored = await sequenceStoredAfter(await this.manager(), this.config.CHANGES_STREAM, {
+              subject,
+              predecessorSeq: expectedLastSeq,
+              msgID,
+            });
             if (stored === undefined) throw error;
             return stored;
           },
         );
       span.setAttribute('messaging.sequence', seq);
       endSpan(span);
+      this.published(row, seq);
       return seq;
     } catch (error) {
       endSpan(span, error);
@@ -212,9 +231,38 @@ export class ChangePublisher implements OnApplicationShutdown {
     }
   }
 
-  private async storedAfter(subject: string, predecessorSeq: number, msgID: string): Promise<number | undefined> {
-    this.jsm ??= jetstreamManager(this.nats, { timeout: this.config.REQUEST_TIMEOUT_MS });
-    return sequenceStoredAfter(await this.jsm, this.config.CHANGES_STREAM, { subject, predecessorSeq, msgID });
+  private published(row: ChangeRow, seq: number): void {
+    this.positions.advance(keyOf(row), { version: row.version, seq });
+    this.unrecorded.push({
+      tenant: row.tenant,
+      entityType: row.entityType,
+      seq,
+      entityId: row.entityId,
+      version: row.version,
+    });
+    this.scheduleRecording();
+  }
+
+  private scheduleRecording(): void {
+    this.recordTimer ??= setTimeout(() => {
+      this.recordTimer = undefined;
+      void this.record();
+    }, RECORD_INTERVAL_MS);
+  }
+
+  private record(): Promise<void> {
+    const positions = this.unrecorded;
+    const finished = this.finished;
+    this.unrecorded = [];
+    this.finished = [];
+    this.recording = this.recording.then(() =>
+      this.outbox.recordPublished(positions, finished).catch((error: unknown) => {
+        // Unrecorded, the batches stay in the outbox: the relay publishes them again (JetStream drops
+        // the repeats) and records them then.
+        this.logger.warn({ err: error, count: positions.length }, 'could not record published changes');
+      }),
+    );
+    return this.recording;
   }
 }
 
@@ -240,13 +288,13 @@ function isWrongLastSequence(error: unknown): boolean {
   );
 }
 
-function groupByEntity(committed: readonly CommittedChange[]): CommittedChange[][] {
-  const groups = new Map<string, CommittedChange[]>();
-  for (const change of committed) {
-    const key = keyOf(change.row);
+function groupByEntity(changes: readonly ChangeRow[]): ChangeRow[][] {
+  const groups = new Map<string, ChangeRow[]>();
+  for (const change of changes) {
+    const key = keyOf(change);
     const group = groups.get(key);
     if (group) group.push(change);
     else groups.set(key, [change]);
   }
-  return [...groups.values()].map((group) => group.sort((a, b) => a.row.version - b.row.version));
+  return [...groups.values()].map((group) => group.sort((a, b) => a.version - b.version));
 }

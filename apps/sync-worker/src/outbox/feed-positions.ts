@@ -23,6 +23,13 @@ export class FeedPositions {
     return position;
   }
 
+  /** The stream sequence of the entity's `version`, if that is the last version this worker knows of. */
+  seqOf(key: string, version: number): number | undefined {
+    if (version === 0) return 0;
+    const known = this.get(key);
+    return known?.version === version ? known.seq : undefined;
+  }
+
   advance(key: string, position: FeedPosition): void {
     const known = this.positions.get(key);
     if (known && known.version >= position.version) return;

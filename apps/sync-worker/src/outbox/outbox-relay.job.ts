@@ -4,10 +4,13 @@ import type { SyncWorkerConfig } from '../config.js';
 import { ChangePublisher } from './change-publisher.service.js';
 import { OutboxRepository } from './outbox.repository.js';
 
+/** Outbox entries the relay takes per tick. */
+const RELAY_BATCHES = 100;
+
 /**
- * The safety net of the transactional outbox: changes committed but not published (the worker
- * died between commit and publish, or JetStream was unreachable) are published from here, once
- * they are older than a grace period that leaves their own worker time to do it.
+ * The safety net of the transactional outbox: batches committed but not entirely published (the
+ * worker died between commit and publish, or JetStream was unreachable) are published from here,
+ * once they are older than a grace period that leaves their own worker time to do it.
  */
 @Injectable()
 export class OutboxRelayJob implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -37,11 +40,20 @@ export class OutboxRelayJob implements OnApplicationBootstrap, OnApplicationShut
   /** Publishes what is pending. */
   async relayOnce(graceMs = this.config.OUTBOX_RELAY_GRACE_MS): Promise<void> {
     try {
-      const entities = await this.outbox.entitiesWithUnpublished(graceMs, 500);
-      // What this worker is publishing right now is late, not lost: the relay leaves it alone.
-      const orphaned = entities.filter((key) => !this.publisher.isPublishing(key));
-      for (const key of orphaned) await this.publisher.relayEntity(key);
-      if (orphaned.length > 0) this.logger.info({ entities: orphaned.length }, 'outbox relay published changes');
+      const batches = await this.outbox.orphaned(graceMs, RELAY_BATCHES);
+      let relayed = 0;
+      for (const batch of batches) {
+        // What this worker is publishing right now is late, not lost: the relay leaves it alone.
+        if (batch.entities.some((key) => this.publisher.isPublishing(key))) continue;
+        const results = await Promise.all(
+          batch.entities.map((key) => this.publisher.relayEntity(key, key.fromVersion)),
+        );
+        if (results.every(Boolean)) {
+          this.publisher.finish(batch.outboxId);
+          relayed++;
+        }
+      }
+      if (relayed > 0) this.logger.info({ batches: relayed }, 'outbox relay published changes');
     } catch (error) {
       this.logger.warn({ err: error }, 'outbox relay failed; retrying on the next tick');
     }

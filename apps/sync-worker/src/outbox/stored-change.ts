@@ -1,4 +1,5 @@
 import type { JetStreamManager, MsgRequest } from '@nats-io/jetstream';
+import { Header } from '@syncline/contracts';
 
 /** The header JetStream keeps a message's deduplication id in. */
 const MSG_ID_HEADER = 'Nats-Msg-Id';
@@ -32,4 +33,27 @@ export async function sequenceStoredAfter(
   const query = { seq: predecessorSeq + 1, next_by_subj: subject } as unknown as MsgRequest;
   const stored = await jsm.streams.getMessage(stream, query).catch(() => null);
   return stored?.header?.get(MSG_ID_HEADER) === msgID ? stored.seq : undefined;
+}
+
+/** Where an entity's feed ends in CHANGES: its latest stored version and that message's sequence. */
+export interface FeedEnd {
+  readonly version: number;
+  readonly seq: number;
+}
+
+/**
+ * The last change of an entity stored in CHANGES (asked of the stream's leader, so it is never
+ * behind), or undefined when the stream holds none: the entity has no published version, or they
+ * all aged out of the stream's window.
+ */
+export async function lastStoredChange(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+): Promise<FeedEnd | undefined> {
+  const stored = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+  if (!stored) return undefined;
+  const version = Number(stored.header?.get(Header.version));
+  if (!Number.isSafeInteger(version) || version < 1) throw new Error(`change ${stored.seq} has no version header`);
+  return { version, seq: stored.seq };
 }

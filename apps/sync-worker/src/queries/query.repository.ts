@@ -12,9 +12,28 @@ import type {
   StatsQueryResult,
   VectorClockRecord,
 } from '@syncline/contracts';
+import { changesTable } from '@syncline/persistence';
 import { DATA_SOURCE } from '@syncline/platform';
 import { changeEventOf } from '../outbox/change-publisher.service.js';
-import { toChangeRow } from '../outbox/outbox.repository.js';
+
+const CHANGE_COLUMNS = [
+  'tenant',
+  'entityType',
+  'entityId',
+  'version',
+  'mutationId',
+  'clientId',
+  'op',
+  'status',
+  'changes',
+  'deleted',
+  'vectorClock',
+  'hlc',
+  'traceparent',
+  'gatewayId',
+  'connectionId',
+  'receivedAt',
+] as const;
 
 /** Reads for clients that sync from PostgreSQL: change log pages, snapshots, recorded outcomes. */
 @Injectable()
@@ -22,15 +41,22 @@ export class QueryRepository {
   constructor(@Inject(DATA_SOURCE) private readonly dataSource: DataSource) {}
 
   async changes(query: ChangesQuery): Promise<ChangesQueryResult> {
+    // A change's stream position is recorded shortly after it is published: one not recorded yet
+    // is missing from a page by cursor (the stream serves those) and has no `seq` in an entity's history.
+    const columns = changesTable.columnList(CHANGE_COLUMNS, 'c');
     const rows: Array<Record<string, unknown>> =
       query.entityId === undefined
         ? await this.dataSource.query(
-            `SELECT * FROM changes WHERE tenant = $1 AND entity_type = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
+            `SELECT ${columns}, p.seq FROM change_positions p
+               JOIN changes c USING (tenant, entity_type, entity_id, version)
+              WHERE p.tenant = $1 AND p.entity_type = $2 AND p.seq > $3 ORDER BY p.seq LIMIT $4`,
             [query.tenant, query.entityType, query.afterSeq ?? 0, query.limit + 1],
           )
         : await this.dataSource.query(
-            `SELECT * FROM changes WHERE tenant = $1 AND entity_type = $2 AND entity_id = $3 AND version > $4
-              ORDER BY version LIMIT $5`,
+            `SELECT ${columns}, p.seq FROM changes c
+               LEFT JOIN change_positions p USING (tenant, entity_type, entity_id, version)
+              WHERE c.tenant = $1 AND c.entity_type = $2 AND c.entity_id = $3 AND c.version > $4
+              ORDER BY c.version LIMIT $5`,
             [query.tenant, query.entityType, query.entityId, query.afterVersion ?? 0, query.limit + 1],
           );
     const horizon: Array<{ pruned_through_seq: string }> = await this.dataSource.query(
@@ -38,7 +64,7 @@ export class QueryRepository {
     );
     return {
       changes: rows.slice(0, query.limit).map((row) => ({
-        ...changeEventOf(toChangeRow(row)),
+        ...changeEventOf(changesTable.read(row, CHANGE_COLUMNS)),
         seq: row['seq'] === null ? null : Number(row['seq']),
       })),
       hasMore: rows.length > query.limit,

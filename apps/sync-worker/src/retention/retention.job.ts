@@ -4,8 +4,8 @@ import { CONFIG, DATA_SOURCE, LOGGER, type Logger } from '@syncline/platform';
 import type { SyncWorkerConfig } from '../config.js';
 
 /**
- * Prunes the change log and the idempotency ledger by age. Unpublished changes are kept
- * whatever their age: the outbox still owes them to CHANGES. Deleting in slices keeps each
+ * Prunes the change log (with the positions of its rows) and the idempotency ledger by age.
+ * Changes still in the outbox are kept whatever their age: it still owes them to CHANGES. Deleting in slices keeps each
  * transaction short so it never holds up the mutation path.
  */
 @Injectable()
@@ -41,14 +41,24 @@ export class RetentionJob implements OnApplicationBootstrap, OnApplicationShutdo
     try {
       // The horizon moves in the same statement as the delete, so a reader never meets a gap it cannot detect.
       removed.changes = await this.pruneInSlices(
-        `WITH pruned AS (
-           DELETE FROM changes WHERE id IN (
-             SELECT id FROM changes WHERE created_at < now() - make_interval(hours => $1) AND seq IS NOT NULL LIMIT 5000)
-           RETURNING seq
+        `WITH doomed AS (
+           SELECT id FROM changes c
+            WHERE created_at < now() - make_interval(hours => $1)
+              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE c.id = ANY(o.change_ids))
+            LIMIT 5000
+         ), pruned AS (
+           DELETE FROM changes c USING doomed d WHERE c.id = d.id
+           RETURNING c.tenant, c.entity_type, c.entity_id, c.version
+         ), pruned_positions AS (
+           DELETE FROM change_positions p USING pruned d
+            WHERE p.tenant = d.tenant AND p.entity_type = d.entity_type AND p.entity_id = d.entity_id
+              AND p.version = d.version
+           RETURNING p.seq
          ), horizon AS (
            UPDATE change_log_horizon
-              SET pruned_through_seq = GREATEST(pruned_through_seq, (SELECT max(seq) FROM pruned)), updated_at = now()
-            WHERE id = 1 AND EXISTS (SELECT 1 FROM pruned)
+              SET pruned_through_seq = GREATEST(pruned_through_seq, (SELECT max(seq) FROM pruned_positions)),
+                  updated_at = now()
+            WHERE id = 1 AND EXISTS (SELECT 1 FROM pruned_positions)
          )
          SELECT count(*)::int AS count FROM pruned`,
         retentionHours,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { hlcSchema } from '../clocks/schemas.js';
 import { vectorClockRecordSchema } from '../clocks/schemas.js';
 import { conflictStrategySchema, mutationStatusSchema } from '../conflict-strategy.js';
-import { fieldChangeSchema, jsonPointerSchema, mutationOpSchema } from '../delta.js';
+import { fieldChangeSchema, mutationOpSchema } from '../delta.js';
 import { entityIdSchema, entityTypeSchema, tenantSchema } from '../identifiers.js';
 import { jsonObjectSchema } from '../json-value-schemas.js';
 
@@ -39,48 +39,6 @@ export const changeEventSchema = z.strictObject({
 });
 export type ChangeEvent = z.infer<typeof changeEventSchema>;
 
-const entityStateSchema = z.object({
-  version: z.number().int().nonnegative(),
-  data: jsonObjectSchema.nullable(),
-  vectorClock: vectorClockRecordSchema,
-  hlc: z.string(),
-});
-export type EntityState = z.infer<typeof entityStateSchema>;
-
-/** Request to the conflict service: the three versions of the document and who made them. */
-export const conflictRequestSchema = z.strictObject({
-  tenant: tenantSchema,
-  entityType: entityTypeSchema,
-  entityId: entityIdSchema,
-  /** The document as of the mutation's base version (empty when it is older than the change log). */
-  base: jsonObjectSchema.nullable(),
-  server: entityStateSchema.extend({
-    /**
-     * When each field last changed since the base, by JSON Pointer: the merge strategy decides a
-     * field both sides changed by the time of that field's last write, not the entity's.
-     */
-    fieldHlcs: z.record(jsonPointerSchema, hlcSchema).optional(),
-  }),
-  client: z.strictObject({
-    data: jsonObjectSchema.nullable(),
-    vectorClock: vectorClockRecordSchema,
-    hlc: z.string(),
-    clientId: z.string(),
-    mutationId: z.string(),
-  }),
-});
-export type ConflictRequest = z.infer<typeof conflictRequestSchema>;
-
-export const conflictResponseSchema = z.strictObject({
-  strategy: conflictStrategySchema,
-  /** The resolved document; `null` when the entity ends deleted. */
-  result: jsonObjectSchema.nullable(),
-  winner: z.enum(['client', 'server', 'merged']),
-  /** Fields where both sides changed and a per-field rule decided. */
-  contested: z.array(z.string()),
-});
-export type ConflictResponse = z.infer<typeof conflictResponseSchema>;
-
 /** Sent by a worker to the gateway that took a mutation, once it is processed. */
 export const outcomeMessageSchema = z.strictObject({
   connectionId: z.string(),
@@ -98,6 +56,10 @@ export const outcomeMessageSchema = z.strictObject({
   strategy: conflictStrategySchema.optional(),
 });
 export type OutcomeMessage = z.infer<typeof outcomeMessageSchema>;
+
+/** The outcomes of one batch for one gateway: one message however many of its mutations the batch held. */
+export const outcomeBatchSchema = z.strictObject({ outcomes: z.array(outcomeMessageSchema).min(1) });
+export type OutcomeBatch = z.infer<typeof outcomeBatchSchema>;
 
 /** Query: the recorded outcome of a mutation id (for a resent mutation). */
 export const outcomeQuerySchema = z.strictObject({ tenant: tenantSchema, mutationId: z.string().min(1).max(128) });

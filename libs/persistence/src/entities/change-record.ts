@@ -2,12 +2,12 @@ import { Column, Entity, Index, PrimaryGeneratedColumn, Unique } from 'typeorm';
 import type { FieldChange, MutationOp, MutationStatus, VectorClockRecord } from '@syncline/contracts';
 
 /**
- * The change log, and the transactional outbox: a row commits with its entity version and is
- * published to CHANGES afterwards; `seq` stays null until JetStream confirmed it.
+ * The change log: one row per entity version, written once, in the transaction that makes the
+ * version. The `outbox` table says which rows are not yet in CHANGES, `change_positions` where
+ * the published ones are.
  */
 @Entity({ name: 'changes' })
 @Unique('changes_entity_version', ['tenant', 'entityType', 'entityId', 'version'])
-@Index('changes_by_type_seq', ['tenant', 'entityType', 'seq'], { where: 'seq IS NOT NULL' })
 @Index('changes_created_at', ['createdAt'])
 export class ChangeRecord {
   @PrimaryGeneratedColumn({ type: 'bigint' }) id!: string;
@@ -28,6 +28,4 @@ export class ChangeRecord {
   @Column({ name: 'connection_id', type: 'text', nullable: true }) connectionId!: string | null;
   @Column({ name: 'received_at', type: 'bigint', nullable: true }) receivedAt!: string | null;
   @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' }) createdAt!: Date;
-  @Column({ type: 'bigint', nullable: true }) seq!: string | null;
-  @Column({ name: 'published_at', type: 'timestamptz', nullable: true }) publishedAt!: Date | null;
 }
