@@ -6,7 +6,10 @@
 //   1. floor      bare JetStream publish → ordered consumer round trip, 1,000 msg/s
 //   2. e2e        WebSocket mutate → delta at every other subscribed client, 1,000 mutations/s,
 //                 8 writers + 8 readers over the two gateways
-//   3. ladder     2k…8k mutations/s with 4 writers + 2 readers: latency, accepted and persisted rates
+//   3. ladder     2k…8k mutations/s with 4 writers + 2 readers: latency, accepted and persisted rates,
+//                 the worker's batches, and CPU per persisted mutation per process
+//   4. fan-out    one gateway, 10,000 idle sockets subscribed to one type (bench/light-receiver.mjs):
+//                 memory per socket, deliveries per second, CPU per delivery
 // The report is printed and written to .bench/report.json; service logs go to .bench/logs/.
 //
 // Flags: --quick (3 s windows, ladder 2k/4k), --rates 1000,3000 (ladder rates),
@@ -22,9 +25,11 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { measureFanout } from './fanout.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = dirname(here);
@@ -86,6 +91,7 @@ const plan = options.quick
       floor: { rate: 1000, warmMs: 1000, durMs: 3000 },
       e2e: { rate: 1000, warmMs: 1000, durMs: 3000, writers: 8, readers: 8 },
       ladder: { rates: options.rates ?? [2000, 4000], warmMs: 1000, durMs: 3000, writers: 4, readers: 2 },
+      fanout: { sockets: 2000, rate: 12, seconds: 3 },
     }
   : {
       floor: { rate: 1000, warmMs: 2000, durMs: 10_000 },
@@ -95,6 +101,8 @@ const plan = options.quick
       e2e: { rate: 1000, warmMs: 8000, durMs: 10_000, writers: 8, readers: 8 },
       // Each step up starts with a backlog while the worker's batches grow to the new rate.
       ladder: { rates: options.rates ?? [2000, 4000, 6000, 8000], warmMs: 3000, durMs: 6000, writers: 4, readers: 2 },
+      // One gateway, many idle sockets subscribed to one type, every mutation delivered to each.
+      fanout: { sockets: 10_000, rate: 12, seconds: 10 },
     };
 const ENTITY_COUNT = 1000;
 const DRAIN_MS = 10_000;
@@ -502,6 +510,7 @@ async function measureFloor(writerProc, readerProc) {
   await Promise.all([writerProc.rpc('phase', window), readerProc.rpc('phase', window)]);
   await readerProc.rpc('floor-sub', { servers: NATS_URL, stream: floorStream, subject });
   const cpu = sampleCpuOver(window.warmEnd, window.end);
+  const batches = sampleBatchesOver(window.warmEnd, window.end);
   const pub = await writerProc.rpc('floor-pub', { servers: NATS_URL, subject, rate, t0, end: window.end });
   const sub = await readerProc.rpc('floor-collect', { expected: pub.ok, maxMs: 5000 });
   await jsm.streams.delete(floorStream).catch(() => undefined);
@@ -534,6 +543,7 @@ async function measurePhase(name, { rate, warmMs, durMs }, writerProc, readerPro
   const window = { id: name, warmEnd: t0 + warmMs, end: t0 + warmMs + durMs };
   await Promise.all([writerProc.rpc('phase', window), readerProc.rpc('phase', window)]);
   const cpu = sampleCpuOver(window.warmEnd, window.end);
+  const batches = sampleBatchesOver(window.warmEnd, window.end);
   const sending = writerProc.rpc('run', {
     rate,
     t0,
@@ -550,7 +560,7 @@ async function measurePhase(name, { rate, warmMs, durMs }, writerProc, readerPro
   const [w, r] = await Promise.all([writerProc.rpc('collect'), readerProc.rpc('collect')]);
   const windowS = durMs / 1000;
   const persistedSql = await countChanges(window.warmEnd, window.end);
-  const stages = await serverStages(window.warmEnd, window.end);
+  const stages = await serverStages(window.warmEnd, window.end, await batches);
 
   const deltaLatency = summary(sortedOf([w.deltaLatency, r.deltaLatency]));
   const finalByReceive = w.finalInWindowByReceive;
@@ -631,33 +641,52 @@ async function waitForWorkerBacklog(maxMs) {
 }
 
 /**
- * Where the time went on the server, from the change log of the mutations received in the
- * window: gateway receipt (received_at, ms) → start of the worker transaction (created_at) →
- * changes published to CHANGES and recorded (published_at); and how many mutations a transaction held.
+ * Where the time went on the server: from the change log of the mutations received in the window,
+ * gateway receipt (received_at, ms) → the worker's statement (created_at); from the worker's
+ * metrics over the window, its batches: how many, how many mutations each, how long each took to
+ * compute and commit.
  */
-async function serverStages(from, to) {
+async function serverStages(from, to, batches) {
   const { rows } = await db.query(
-    `WITH c AS (
-       SELECT extract(epoch FROM created_at) * 1000 - received_at AS queued,
-              extract(epoch FROM published_at - created_at) * 1000 AS committed,
-              created_at
-         FROM changes WHERE received_at >= $1 AND received_at < $2)
-     SELECT count(*)::int AS changes, count(DISTINCT created_at)::int AS transactions,
-            percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY queued) AS queued,
-            percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY committed) AS committed
-       FROM c`,
+    `SELECT count(*)::int AS changes,
+            percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (
+              ORDER BY extract(epoch FROM created_at) * 1000 - received_at) AS queued
+       FROM changes WHERE received_at >= $1 AND received_at < $2`,
     [Math.floor(from), Math.floor(to)],
   );
   const r = rows[0];
   return {
     changes: r.changes,
-    transactions: r.transactions,
-    meanMutationsPerTransaction: r.transactions > 0 ? round(r.changes / r.transactions, 1) : null,
-    receivedToTransactionStartMs: r.queued ? { p50: round(r.queued[0], 2), p99: round(r.queued[1], 2) } : null,
-    transactionStartToPublishedMs: r.committed
-      ? { p50: round(r.committed[0], 2), p99: round(r.committed[1], 2) }
-      : null,
+    receivedToStatementMs: r.queued ? { p50: round(r.queued[0], 2), p99: round(r.queued[1], 2) } : null,
+    batches: batches.count,
+    meanMutationsPerBatch: batches.count > 0 ? round(batches.mutations / batches.count, 1) : null,
+    meanBatchMs: batches.count > 0 ? round((batches.seconds / batches.count) * 1000, 2) : null,
+    batchRetries: batches.retries,
   };
+}
+
+/** The worker's batch counters (its Prometheus metrics). */
+async function workerBatchCounters() {
+  const text = await fetch(`${run.workerMonitoringUrl}/metrics`).then((r) => r.text());
+  const sum = (name) =>
+    text
+      .split('\n')
+      .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+      .reduce((total, line) => total + Number(line.split(' ').at(-1)), 0);
+  return {
+    count: sum('syncline_worker_batch_size_count'),
+    mutations: sum('syncline_worker_batch_size_sum'),
+    seconds: sum('syncline_worker_batch_duration_seconds_sum'),
+    retries: sum('syncline_worker_batch_retries_total'),
+  };
+}
+
+async function sampleBatchesOver(warmEnd, end) {
+  await sleep(Math.max(0, warmEnd - now()));
+  const before = await workerBatchCounters();
+  await sleep(Math.max(0, end - now()));
+  const after = await workerBatchCounters();
+  return Object.fromEntries(Object.keys(after).map((key) => [key, after[key] - before[key]]));
 }
 
 async function countChanges(from, to) {
@@ -759,11 +788,10 @@ function printReport(report) {
       `machine CPU ${e2e.cpu.machineBusyPct}%`,
   );
   const st = e2e.serverStages;
-  if (st.receivedToTransactionStartMs) {
+  if (st.receivedToStatementMs) {
     out.push(
-      `e2e server stages (p50/p99 ms): gateway receipt → worker transaction ${fmt(st.receivedToTransactionStartMs.p50)}/${fmt(st.receivedToTransactionStartMs.p99)}, ` +
-        `transaction → published ${fmt(st.transactionStartToPublishedMs?.p50)}/${fmt(st.transactionStartToPublishedMs?.p99)}; ` +
-        `${fmt(st.meanMutationsPerTransaction, 1)} mutations per transaction`,
+      `e2e server stages: gateway receipt → worker statement p50 ${fmt(st.receivedToStatementMs.p50)} / p99 ${fmt(st.receivedToStatementMs.p99)} ms; ` +
+        `worker: ${int(st.batches)} batches of ${fmt(st.meanMutationsPerBatch, 1)} mutations, ${fmt(st.meanBatchMs)} ms each (compute + commit), ${int(st.batchRetries)} retried`,
     );
   }
   out.push('');
@@ -797,7 +825,7 @@ function printReport(report) {
         fmt(s.persistedRatio * 100, 1),
         int(s.deltasPerS),
         s.deltaDelivery.ratio === null ? '—' : `${fmt(s.deltaDelivery.ratio * 100, 1)}%`,
-        fmt(s.serverStages.meanMutationsPerTransaction, 1),
+        fmt(s.serverStages.meanMutationsPerBatch, 1),
         int(s.drain.unackedAfterDrain + s.drain.workerBacklogAfterDrain),
         s.cpu.machineBusyPct,
         `${s.holds ? 'yes' : 'NO'}${s.disturbed ? ' (disturbed)' : ''}`,
@@ -822,6 +850,50 @@ function printReport(report) {
     table(
       ['window', 'machine %', ...names],
       cpuRows.map(([n, c]) => [n, `${c.machineBusyPct}`, ...names.map((p) => c.perProcessPct[p] ?? '—')]),
+    ),
+  );
+  const servers = names.filter(
+    (p) => /^bench-(worker|conflicts|gw\d)$/.test(p) || p === 'nats-server' || p === 'postgres',
+  );
+  const perMutation = (c, rate) => {
+    const us = (pct) => (rate > 0 ? Math.round((((pct ?? 0) / 100) * 1e6) / rate) : null);
+    const cells = servers.map((p) => us(c.perProcessPct[p]));
+    return [...cells, us(servers.reduce((total, p) => total + (c.perProcessPct[p] ?? 0), 0))];
+  };
+  out.push('');
+  out.push('CPU per persisted mutation (µs, all cores; the servers only)');
+  out.push(
+    table(
+      ['window', 'persisted/s', ...servers, 'servers'],
+      [
+        ['e2e', int(e2e.persistedPerS), ...perMutation(e2e.cpu, e2e.persistedPerS).map(int)],
+        ...ladder.steps.map((step) => [
+          `${int(step.offeredRate)}/s`,
+          int(step.persistedPerS),
+          ...perMutation(step.cpu, step.persistedPerS).map(int),
+        ]),
+      ],
+    ),
+  );
+  const fan = report.fanout;
+  out.push('');
+  out.push(
+    `Fan-out: one gateway, ${int(fan.sockets)} open sockets subscribed to one type (${fan.failedToOpen} failed to open, ` +
+      `${fan.openSeconds} s to open), ${fan.mutationsPerSecond} mutations/s`,
+  );
+  out.push(
+    table(
+      ['memory per idle socket', 'gateway RSS', 'deliveries/s', 'delivered', 'gateway CPU %', 'CPU per delivery'],
+      [
+        [
+          `${fmt(fan.bytesPerIdleSocket / 1024, 1)} KB`,
+          `${int(fan.gatewayRssMiB)} MiB`,
+          int(fan.deliveriesPerSecond),
+          fan.deliveredRatio === null ? '—' : `${fmt(fan.deliveredRatio * 100, 1)}%`,
+          fan.gatewayCpuPct,
+          `${fmt(fan.gatewayCpuMicrosPerDelivery)} µs`,
+        ],
+      ],
     ),
   );
   const notes = report.notes;
@@ -917,7 +989,8 @@ async function main() {
   jsm = await jetstreamManager(nc);
 
   log(`deployment: db ${run.dbName}, namespace ${run.namespace}, streams ${run.mutationsStream}/${run.changesStream}`);
-  await startService('sync-worker', `bench-worker-${run.tag}`, 'sync worker ready');
+  const worker = await startService('sync-worker', `bench-worker-${run.tag}`, 'sync worker ready');
+  run.workerMonitoringUrl = worker.monitoringUrl;
   await Promise.all([
     startService('conflict-service', `bench-conflicts-${run.tag}`, 'conflict service ready'),
     startService('gateway', `bench-gw1-${run.tag}`, 'gateway ready'),
@@ -972,6 +1045,23 @@ async function main() {
     );
   }
   const held = steps.filter((s) => s.holds).map((s) => s.offeredRate);
+
+  log(`fan-out: ${plan.fanout.sockets} sockets on one gateway, ${plan.fanout.rate} mutations/s`);
+  await waitForQuiet('fanout');
+  const gateway = services.find((s) => s.app === 'gateway');
+  const fanout = await measureFanout({
+    url: run.gatewayUrls[0],
+    pid: gateway.child.pid,
+    token: await new SignJWT({ tenant: 'bench-fanout' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('fanout')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(JWT_SECRET)),
+    ...plan.fanout,
+    log,
+  });
+  log(`  ${int(fanout.deliveriesPerSecond)} deliveries/s, ${int(fanout.bytesPerIdleSocket)} bytes per idle socket`);
   const database = await databaseActivity();
 
   const report = {
@@ -1005,6 +1095,7 @@ async function main() {
         null,
       ),
     },
+    fanout,
     database,
     serviceLogs: Object.fromEntries(
       services.map((s) => [s.instanceId, { app: s.app, logFile: s.logFile, counts: s.counts, samples: s.samples }]),

@@ -5,6 +5,8 @@ import type { Principal } from '../auth/token-verifier.js';
 import { coalesceWrites } from './write-coalescing.js';
 
 const SLOW_CONSUMER = 'slow consumer: resume with your cursor';
+/** The protocol's frames are JSON text, whether given as a string or as UTF-8 bytes. */
+const TEXT_FRAME = { binary: false } as const;
 /** How long a paced bulk send waits for a client to read what it was sent. */
 const DRAIN_TIMEOUT_MS = 10_000;
 const DRAIN_POLL_MS = 10;
@@ -57,15 +59,18 @@ export class Connection {
     this.sendRaw(JSON.stringify(frame));
   }
 
-  /** Sends an already serialized frame (the change feed builds delta frames once for all recipients). */
-  sendRaw(frame: string): void {
+  /**
+   * Sends an already serialized frame. The change feed encodes a delta once, as a buffer, for all
+   * its recipients: `ws` frames a buffer without copying it.
+   */
+  sendRaw(frame: string | Buffer): void {
     if (!this.open) return;
     if (this.socket.bufferedAmount > this.maxBufferedBytes) {
       this.close(CloseCode.GOING_AWAY, SLOW_CONSUMER);
       return;
     }
     coalesceWrites(this.socket);
-    this.socket.send(frame);
+    this.socket.send(frame, TEXT_FRAME);
   }
 
   /**

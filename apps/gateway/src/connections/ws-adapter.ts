@@ -15,6 +15,13 @@ export class SyncWsAdapter extends WsAdapter {
     super(app, { messageParser: () => undefined });
   }
 
+  /**
+   * Nest would give each client a message pipeline of its own (observables parsing every frame for
+   * `@SubscribeMessage` handlers, of which the gateway has none): memory per socket and work per
+   * frame for nothing. The gateway reads its sockets' messages itself.
+   */
+  override bindMessageHandlers(): void {}
+
   override create(port: number, options: Parameters<WsAdapter['create']>[1] = {}): ReturnType<WsAdapter['create']> {
     return super.create(port, { ...options, perMessageDeflate: this.perMessageDeflate() });
   }

@@ -135,8 +135,8 @@ export class ChangeFeedService implements OnApplicationShutdown {
       extractTraceContext(change.msg.headers),
     );
     const epoch = this.positions.epoch;
-    let frame: string | undefined;
-    const build = () => (frame ??= deltaFrame(change, epoch));
+    let frame: Buffer | undefined;
+    const build = () => (frame ??= Buffer.from(deltaFrame(change, epoch)));
     let delivered = 0;
     for (const subscription of feed.subscriptions) {
       if (subscription.offer(change, build)) delivered++;

@@ -26,7 +26,7 @@ export class Subscription {
   }
 
   /** A live change, with its frame already built. */
-  offer(change: ChangeMessage, frame: () => string): boolean {
+  offer(change: ChangeMessage, frame: () => string | Buffer): boolean {
     if (this.buffer) {
       this.buffer.push(change);
       return false;
@@ -35,7 +35,7 @@ export class Subscription {
   }
 
   /** Delivers a change unless this subscription already has it; the author gets no echo. */
-  deliver(change: ChangeMessage, frame: () => string): boolean {
+  deliver(change: ChangeMessage, frame: () => string | Buffer): boolean {
     if (change.seq <= this.lastSeq) return false;
     this.lastSeq = change.seq;
     if (change.authorConnectionId === this.connection.id) return false;
