@@ -35,6 +35,7 @@ export default tseslint.config(
         URL: 'readonly',
         TextEncoder: 'readonly',
         TextDecoder: 'readonly',
+        fetch: 'readonly',
       },
     },
   },

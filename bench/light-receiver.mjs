@@ -91,8 +91,7 @@ function onFrame(socket, opcode, payload) {
   else if (opcode === 0x1 && counting && payload.subarray(0, DELTA.length).equals(DELTA)) {
     lastAt = performance.now();
     if (delivered++ === 0) firstAt = lastAt;
-  }
-  else if (opcode === 0x1 && payload.includes('"subscribed"')) socket.emit('subscribed');
+  } else if (opcode === 0x1 && payload.includes('"subscribed"')) socket.emit('subscribed');
 }
 
 async function open({ url, token, count, entityType }) {
@@ -108,7 +107,15 @@ async function open({ url, token, count, entityType }) {
               resolve();
             });
             socket.write(
-              frame(0x1, JSON.stringify({ type: 'subscribe', id: 's', payload: { entityTypes: [entityType] }, timestamp: Date.now() })),
+              frame(
+                0x1,
+                JSON.stringify({
+                  type: 'subscribe',
+                  id: 's',
+                  payload: { entityTypes: [entityType] },
+                  timestamp: Date.now(),
+                }),
+              ),
             );
             sockets.push(socket);
           }),

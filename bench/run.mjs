@@ -510,7 +510,6 @@ async function measureFloor(writerProc, readerProc) {
   await Promise.all([writerProc.rpc('phase', window), readerProc.rpc('phase', window)]);
   await readerProc.rpc('floor-sub', { servers: NATS_URL, stream: floorStream, subject });
   const cpu = sampleCpuOver(window.warmEnd, window.end);
-  const batches = sampleBatchesOver(window.warmEnd, window.end);
   const pub = await writerProc.rpc('floor-pub', { servers: NATS_URL, subject, rate, t0, end: window.end });
   const sub = await readerProc.rpc('floor-collect', { expected: pub.ok, maxMs: 5000 });
   await jsm.streams.delete(floorStream).catch(() => undefined);
