@@ -1,9 +1,8 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { ErrorCode, SynclineError, WORKER_CONSUMER } from '@syncline/contracts';
-import { CONFIG, LOGGER, NATS, type Logger } from '@syncline/platform';
+import { ErrorCode, SynclineError } from '@syncline/contracts';
+import { CONFIG, LOGGER, type Logger } from '@syncline/platform';
 import type { GatewayConfig } from '../config.js';
+import { WorkerQueue } from './worker-queue.js';
 
 /** How often the workers' queue is read. */
 const SAMPLE_INTERVAL_MS = 250;
@@ -49,7 +48,6 @@ export interface QueueState {
  */
 @Injectable()
 export class Overload implements OnApplicationBootstrap, OnApplicationShutdown {
-  private jsm: JetStreamManager | undefined;
   private timer: NodeJS.Timeout | undefined;
   private sampling = false;
   private previous: { at: number; processed: number } | undefined;
@@ -59,7 +57,7 @@ export class Overload implements OnApplicationBootstrap, OnApplicationShutdown {
   private unconfirmed = 0;
 
   constructor(
-    @Inject(NATS) private readonly nats: NatsConnection,
+    private readonly workerQueue: WorkerQueue,
     @Inject(CONFIG) private readonly config: GatewayConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -112,13 +110,14 @@ export class Overload implements OnApplicationBootstrap, OnApplicationShutdown {
     if (this.sampling) return;
     this.sampling = true;
     try {
-      this.jsm ??= await jetstreamManager(this.nats, { timeout: SAMPLE_INTERVAL_MS * 4 });
-      const info = await this.jsm.consumers.info(this.config.MUTATIONS_STREAM, WORKER_CONSUMER.durableName);
-      this.update(info.num_pending + info.num_ack_pending, info.delivered.consumer_seq - info.num_ack_pending);
-    } catch (error) {
-      // Unknown is not overloaded.
-      if (this.state.shedding) this.logger.warn({ err: error }, 'workers queue unreadable; admitting mutations');
-      this.state = { ...this.state, shedding: false };
+      const info = await this.workerQueue.read(SAMPLE_INTERVAL_MS * 4);
+      if (info)
+        this.update(info.num_pending + info.num_ack_pending, info.delivered.consumer_seq - info.num_ack_pending);
+      else {
+        // Unknown is not overloaded.
+        if (this.state.shedding) this.logger.warn("the workers' queue cannot be read; admitting mutations");
+        this.state = { ...this.state, shedding: false };
+      }
     } finally {
       this.sampling = false;
     }

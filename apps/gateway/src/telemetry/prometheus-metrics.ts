@@ -1,11 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { WORKER_CONSUMER } from '@syncline/contracts';
-import { CONFIG, NATS } from '@syncline/platform';
+import { CONFIG } from '@syncline/platform';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { GatewayConfig } from '../config.js';
 import { ConnectionRegistry } from '../connections/connection.registry.js';
+import { WorkerQueue } from '../limits/worker-queue.js';
 import { SseService } from '../sse/sse.service.js';
 
 /**
@@ -15,7 +13,6 @@ import { SseService } from '../sse/sse.service.js';
 @Injectable()
 export class PrometheusMetrics {
   readonly registry = new Registry();
-  private jsm: JetStreamManager | undefined;
 
   readonly mutations = new Counter({
     name: 'syncline_mutations_total',
@@ -41,8 +38,8 @@ export class PrometheusMetrics {
   constructor(
     connections: ConnectionRegistry,
     sse: SseService,
-    @Inject(NATS) private readonly nats: NatsConnection,
-    @Inject(CONFIG) private readonly config: GatewayConfig,
+    private readonly workerQueue: WorkerQueue,
+    @Inject(CONFIG) config: GatewayConfig,
   ) {
     this.registry.setDefaultLabels({ instance: config.INSTANCE_ID ?? 'gateway' });
     collectDefaultMetrics({ register: this.registry, prefix: 'syncline_gateway_' });
@@ -72,12 +69,7 @@ export class PrometheusMetrics {
   }
 
   /** The workers' durable consumer, or undefined when it cannot be read (no worker started yet). */
-  async workerConsumer(): Promise<{ num_pending: number; num_ack_pending: number } | undefined> {
-    try {
-      this.jsm ??= await jetstreamManager(this.nats);
-      return await this.jsm.consumers.info(this.config.MUTATIONS_STREAM, WORKER_CONSUMER.durableName);
-    } catch {
-      return undefined;
-    }
+  workerConsumer(): Promise<{ num_pending: number; num_ack_pending: number } | undefined> {
+    return this.workerQueue.read();
   }
 }
