@@ -170,7 +170,7 @@ describe('a three-node JetStream cluster', () => {
     const joinMs = Date.now() - addStarted;
     await sleep(SECOND / 2); // let the new worker's first pulls land
     const joined = await load.window(WINDOW_MS, () => persistedCount(system, 'counters'));
-    load.stop();
+    load.close();
     const conflicts = await system.query<{ n: string }>(
       `SELECT count(*) AS n FROM conflicts WHERE entity_type = 'counters'`,
     );

@@ -70,7 +70,7 @@ describe('graceful shutdown on SIGTERM', () => {
   }, 60_000);
 
   afterAll(async () => {
-    for (const load of loads) load.stop();
+    for (const load of loads) load.close();
     await Promise.all(clients.map((client) => client.close().catch(() => undefined)));
     await nc?.close();
     await system?.stop();

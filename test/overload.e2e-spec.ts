@@ -116,7 +116,7 @@ describe('overload', () => {
       expect((await refusals()) - before).toBeGreaterThan(0);
       expect(loader.isOpen).toBe(true);
     } finally {
-      load.stop();
+      load.close();
     }
 
     try {

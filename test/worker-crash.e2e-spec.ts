@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect as connectNats } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { eventually } from './support/eventually.js';
+import { report } from './support/protocol-load.js';
 import { TestSystem } from './support/system.js';
 import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
 
@@ -44,11 +45,22 @@ describe('a worker killed under load', () => {
     const lastValue = new Map<string, number>();
     let killed = false;
     let restarted: Promise<unknown> | undefined;
+    // A mutation the gateway refuses for the moment (OVERLOADED while one worker is down) is sent
+    // again after the delay the refusal names, as the SDK does.
+    const sent = new Map<string, unknown>();
+    let refusals = 0;
+    const send = (payload: unknown) => sent.set(client.send('mutate', payload), payload);
+    const stopResending = client.onFrame((frame) => {
+      const payload = frame.type === 'error' && frame.id ? sent.get(frame.id) : undefined;
+      if (!payload || frame.type !== 'error') return;
+      refusals += 1;
+      setTimeout(() => send(payload), frame.payload.retryAfterMs ?? 250);
+    });
 
     for (let i = 0; i < MUTATIONS; i++) {
       const entityId = `e-${i % ENTITIES}`;
       const id = mutationId();
-      client.send('mutate', {
+      send({
         mutationId: id,
         entityType: 'counters',
         entityId,
@@ -61,7 +73,9 @@ describe('a worker killed under load', () => {
       lastValue.set(entityId, i);
       if (i % 25 === 24) {
         // Keep a steady stream rather than one burst: wait for this slice to be stored.
-        await client.waitForType('ack', (f) => f.payload.mutationId === id && f.payload.status === 'accepted');
+        await client.waitForType('ack', (f) => f.payload.mutationId === id && f.payload.status === 'accepted', {
+          timeoutMs: 30_000,
+        });
       }
       if (!killed && i >= MUTATIONS / 4) {
         killed = true;
@@ -80,6 +94,8 @@ describe('a worker killed under load', () => {
       'every mutation to be accepted',
       45_000,
     );
+    stopResending();
+    report('worker-crash', `${MUTATIONS} mutations`, { 'refused for the moment, then resent': String(refusals) });
 
     // Every accepted mutation ends in the ledger exactly once (the primary key forbids twice).
     await eventually(

@@ -127,9 +127,17 @@ export class OpenLoopLoad {
     }, tickMs);
   }
 
-  /** Stops the schedule and the resending of refused mutations. */
+  /**
+   * Stops the schedule. Refused mutations are still sent again until accepted, so that every
+   * mutation offered is eventually stored.
+   */
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  /** Stops the schedule and the resending of refused mutations: what was refused stays refused. */
+  close(): void {
+    this.stop();
     for (const retry of this.retries) clearTimeout(retry);
     this.retries.clear();
   }
