@@ -71,6 +71,8 @@ export interface BatchItemOutcome {
   readonly vectorClock?: VectorClockRecord;
   readonly strategy?: ConflictStrategy;
   readonly reason?: string;
+  /** With `rejected`: `SUPERSEDED` when it arrived late and later mutations had written all it changes. */
+  readonly code?: 'SUPERSEDED';
 }
 
 /** What an SSE stream can be narrowed to, besides its entity types. */

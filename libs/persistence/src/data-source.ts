@@ -11,6 +11,7 @@ import { ChangeLogHorizon1732579200000 } from './migrations/1732579200000-change
 import { PublishWatermarkFromChangeLog1732665600000 } from './migrations/1732665600000-publish-watermark-from-change-log.js';
 import { PublishedChangesIndex1732752000000 } from './migrations/1732752000000-published-changes-index.js';
 import { ChangePositionsAndBatchOutbox1732838400000 } from './migrations/1732838400000-change-positions-and-batch-outbox.js';
+import { MutationStreamOrder1732924800000 } from './migrations/1732924800000-mutation-stream-order.js';
 
 export const ENTITIES = [
   EntityRecord,
@@ -26,6 +27,7 @@ export const MIGRATIONS = [
   PublishWatermarkFromChangeLog1732665600000,
   PublishedChangesIndex1732752000000,
   ChangePositionsAndBatchOutbox1732838400000,
+  MutationStreamOrder1732924800000,
 ];
 
 export interface DataSourceOptions {

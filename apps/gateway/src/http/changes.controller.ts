@@ -130,6 +130,7 @@ function outcomeOf(outcome: Omit<OutcomeMessage, 'connectionId'>): BatchItemOutc
     ...(outcome.vectorClock === undefined ? {} : { vectorClock: outcome.vectorClock }),
     ...(outcome.strategy === undefined ? {} : { strategy: outcome.strategy }),
     ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+    ...(outcome.code === undefined ? {} : { code: outcome.code }),
   };
 }
 

@@ -7,6 +7,9 @@ export interface EntityState {
   readonly deleted: boolean;
   readonly vectorClock: VectorClock;
   readonly hlc: string;
+  /** Where in MUTATIONS (stream epoch and sequence) the mutation that last changed it was stored. */
+  readonly appliedStream: string;
+  readonly appliedSeq: number;
 }
 
 /** An entity no change has made yet. */
@@ -16,6 +19,8 @@ export const NEW_ENTITY: EntityState = {
   deleted: false,
   vectorClock: VectorClocks.empty(),
   hlc: '',
+  appliedStream: '',
+  appliedSeq: 0,
 };
 
 /** One version of an entity and the field changes that made it. */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { context } from '@opentelemetry/api';
-import type { ConflictStrategy, MutationMessage } from '@syncline/contracts';
+import type { ConflictStrategy, JsonObject, MutationMessage } from '@syncline/contracts';
 import { initTelemetry } from '@syncline/platform';
 import { migratedDatabase, type MigratedDatabase } from '../../../../test/support/migrated-database.js';
 import { ConflictResolver } from '../conflicts/conflict-resolver.js';
@@ -25,7 +25,10 @@ class Harness {
   readonly refused: Item[] = [];
   readonly retries: string[] = [];
 
-  constructor(db: MigratedDatabase, options: { batchSize: number; maxInFlight: number; strategy?: ConflictStrategy }) {
+  constructor(
+    db: MigratedDatabase,
+    options: { batchSize: number; maxInFlight: number; strategy?: ConflictStrategy; mutationStream?: string },
+  ) {
     const resolver = new ConflictResolver({ strategyFor: () => options.strategy ?? 'merge' }, telemetry);
     this.pipeline = new BatchPipeline<Item>(
       new BatchProcessor(resolver),
@@ -38,7 +41,11 @@ class Harness {
         },
         retrying: (_size, _error, _attempt, kind) => this.retries.push(kind),
       },
-      options,
+      {
+        mutationStream: options.mutationStream ?? 'first-epoch',
+        batchSize: options.batchSize,
+        maxInFlight: options.maxInFlight,
+      },
     );
   }
 }
@@ -67,6 +74,7 @@ function mutation(entityType: string, entityId: string, data: Record<string, unk
     redelivered,
     incoming: {
       mutation: message,
+      streamSeq: seq,
       gatewayId: null,
       connectionId: null,
       receivedAt: null,
@@ -188,6 +196,145 @@ describe('BatchPipeline on PostgreSQL', () => {
     expect(harness.refused.map((item) => item.incoming.mutation.entityId)).toEqual(['b-2']);
     const committed = harness.committed.flatMap((c) => c.items.map((item) => item.incoming.mutation.entityId));
     expect(committed.sort()).toEqual(['b-1', 'b-3', 'b-4']);
+  });
+
+  describe('I3: one entity ends as stream order makes it, however late a mutation arrives', () => {
+    /** A mutation of `entityId` with exactly this op and data, stored at the next stream sequence. */
+    function write(entityId: string, op: MutationMessage['op'], data: JsonObject): Item {
+      const item = mutation('order', entityId, {});
+      return { ...item, incoming: { ...item.incoming, mutation: { ...item.incoming.mutation, op, data } } };
+    }
+    const outcomeOf = (harness: Harness, item: Item) =>
+      harness.committed
+        .flatMap((batch) => batch.plan.outcomes)
+        .find((outcome) => outcome.incoming.mutation.mutationId === item.incoming.mutation.mutationId);
+    async function entity(entityId: string) {
+      const [row] = await db.dataSource.query<{ data: Record<string, unknown>; version: string }[]>(
+        `SELECT data, version FROM entities WHERE entity_type = 'order' AND entity_id = $1`,
+        [entityId],
+      );
+      return { data: row?.data, version: Number(row?.version) };
+    }
+    /** Applies `first`, then `late`: as when the worker holding `late` died and JetStream sent it again. */
+    async function lateAfter(harness: Harness, first: Item[], late: Item) {
+      harness.pipeline.push(first);
+      await harness.pipeline.idle();
+      harness.pipeline.push([{ ...late, redelivered: true }]);
+      await harness.pipeline.idle();
+    }
+
+    it('keeps the fields later mutations wrote and applies the rest, under every strategy', async () => {
+      for (const strategy of ['client-wins', 'server-wins', 'last-write-wins', 'merge'] as const) {
+        const harness = new Harness(db, { batchSize: 10, maxInFlight: 2, strategy });
+        const id = `fields-${strategy}`;
+        const late = write(id, 'patch', { title: 'old', note: 'only mine' });
+        const later = write(id, 'patch', { title: 'new' });
+        await lateAfter(harness, [later], late);
+
+        expect({ strategy, ...(await entity(id)) }).toEqual({
+          strategy,
+          data: { title: 'new', note: 'only mine' },
+          version: 2,
+        });
+        expect(outcomeOf(harness, late)).toMatchObject({ status: 'merged', version: 2 });
+      }
+    });
+
+    it('resolves a late mutation with the strategy, and records the conflict, when another client wrote since', async () => {
+      const harness = new Harness(db, { batchSize: 10, maxInFlight: 1, strategy: 'merge' });
+      const created = write('two-clients', 'patch', { title: 'draft', body: 'x' });
+      harness.pipeline.push([created]);
+      await harness.pipeline.idle();
+      // Both edit version 1; the second stored is applied first, by another worker say.
+      const fromA = write('two-clients', 'patch', { title: 'final' });
+      const fromB = write('two-clients', 'patch', { body: 'from b' });
+      const onBase = (item: Item, clientId: string): Item => ({
+        ...item,
+        incoming: {
+          ...item.incoming,
+          mutation: { ...item.incoming.mutation, clientId, baseVersion: 1, vectorClock: { [clientId]: 1 } },
+        },
+      });
+      await lateAfter(harness, [onBase(fromB, 'b')], onBase(fromA, 'a'));
+
+      expect(await entity('two-clients')).toEqual({ data: { title: 'final', body: 'from b' }, version: 3 });
+      expect(outcomeOf(harness, fromA)).toMatchObject({ status: 'applied', strategy: 'merge' });
+      const conflicts = await db.dataSource.query<{ mutation_id: string }[]>(
+        `SELECT mutation_id FROM conflicts WHERE entity_type = 'order' AND entity_id = 'two-clients'`,
+      );
+      expect(conflicts.map((row) => row.mutation_id)).toEqual([fromA.incoming.mutation.mutationId]);
+    });
+
+    it('applies a late mutation as asked when later ones wrote none of its fields', async () => {
+      const harness = new Harness(db, { batchSize: 10, maxInFlight: 1, strategy: 'client-wins' });
+      const late = write('disjoint', 'patch', { a: 1 });
+      await lateAfter(harness, [write('disjoint', 'patch', { b: 2 })], late);
+      expect((await entity('disjoint')).data).toEqual({ a: 1, b: 2 });
+      expect(outcomeOf(harness, late)).toMatchObject({ status: 'applied', version: 2 });
+    });
+
+    it('answers SUPERSEDED when later mutations wrote everything it changes, and the same to a resend', async () => {
+      const harness = new Harness(db, { batchSize: 10, maxInFlight: 1, strategy: 'client-wins' });
+      const late = write('overwritten', 'patch', { title: 'old' });
+      await lateAfter(harness, [write('overwritten', 'patch', { title: 'new' })], late);
+
+      expect(await entity('overwritten')).toEqual({ data: { title: 'new' }, version: 1 });
+      expect(outcomeOf(harness, late)).toMatchObject({
+        status: 'rejected',
+        code: 'SUPERSEDED',
+        version: 1,
+        data: { title: 'new' },
+      });
+      const [ledger] = await db.dataSource.query<{ status: string; code: string }[]>(
+        `SELECT status, code FROM mutations WHERE mutation_id = $1`,
+        [late.incoming.mutation.mutationId],
+      );
+      expect(ledger).toEqual({ status: 'rejected', code: 'SUPERSEDED' });
+    });
+
+    it('answers SUPERSEDED when a later upsert replaced the whole document', async () => {
+      const harness = new Harness(db, { batchSize: 10, maxInFlight: 1, strategy: 'client-wins' });
+      const late = write('replaced', 'patch', { note: 'gone' });
+      await lateAfter(harness, [write('replaced', 'upsert', { title: 'fresh' })], late);
+      expect((await entity('replaced')).data).toEqual({ title: 'fresh' });
+      expect(outcomeOf(harness, late)).toMatchObject({ status: 'rejected', code: 'SUPERSEDED' });
+    });
+
+    it('gives a late upsert or delete the later fields on top, as stream order would', async () => {
+      const harness = new Harness(db, { batchSize: 10, maxInFlight: 1, strategy: 'client-wins' });
+      const upsert = write('late-upsert', 'upsert', { title: 'old', extra: 1 });
+      await lateAfter(harness, [write('late-upsert', 'patch', { title: 'new' })], upsert);
+      expect((await entity('late-upsert')).data).toEqual({ title: 'new', extra: 1 });
+
+      // Stored: a patch, the delete, a patch; the delete arrives last. In stream order the entity is
+      // deleted, then made again by the last patch.
+      const created = write('late-delete', 'patch', { title: 'first', n: 1 });
+      const remove = write('late-delete', 'delete', {});
+      await lateAfter(harness, [created, write('late-delete', 'patch', { n: 2 })], remove);
+      expect((await entity('late-delete')).data).toEqual({ n: 2 });
+    });
+
+    it('applies in stream order what arrives together out of order', async () => {
+      const harness = new Harness(db, { batchSize: 10, maxInFlight: 1, strategy: 'client-wins' });
+      const early = write('together', 'patch', { title: 'old' });
+      const later = write('together', 'patch', { title: 'new' });
+      harness.pipeline.push([later, { ...early, redelivered: true }]);
+      await harness.pipeline.idle();
+      expect(await entity('together')).toEqual({ data: { title: 'new' }, version: 2 });
+      expect([outcomeOf(harness, early)?.status, outcomeOf(harness, later)?.status]).toEqual(['applied', 'applied']);
+    });
+  });
+
+  it('a mutation of a recreated MUTATIONS stream is not compared with sequences of the old one', async () => {
+    const old = new Harness(db, { batchSize: 10, maxInFlight: 1 });
+    old.pipeline.push([mutation('epochs', 'e-1', { n: 1 })]);
+    await old.pipeline.idle();
+    // The same entity, from a stream created anew: its sequences start again, below the old ones.
+    const renewed = new Harness(db, { batchSize: 10, maxInFlight: 1, mutationStream: 'second-epoch' });
+    const next = mutation('epochs', 'e-1', { n: 2 });
+    renewed.pipeline.push([{ ...next, incoming: { ...next.incoming, streamSeq: 1 } }]);
+    await renewed.pipeline.idle();
+    expect(renewed.committed[0]!.plan.outcomes[0]).toMatchObject({ status: 'applied', version: 2 });
   });
 
   it('records one outbox entry per committed batch that changed something', async () => {

@@ -24,6 +24,8 @@ export interface PipelineHooks<T extends PipelineItem> {
 }
 
 export interface PipelineOptions {
+  /** The epoch of the MUTATIONS stream the mutations come from (see `isSuperseded`). */
+  readonly mutationStream: string;
   readonly batchSize: number;
   /** Batches written at the same time, each on its own connection. */
   readonly maxInFlight: number;
@@ -65,7 +67,16 @@ export class BatchPipeline<T extends PipelineItem> {
   }
 
   push(items: readonly T[]): void {
+    // A redelivery can be older than what is queued: put it first, so that the entity's
+    // mutations are applied in stream order rather than reconciled as late ones (see `isLate`).
+    let previous = this.queue.at(-1)?.incoming.streamSeq ?? 0;
+    let ordered = true;
+    for (const { incoming } of items) {
+      if (incoming.streamSeq < previous) ordered = false;
+      previous = incoming.streamSeq;
+    }
     this.queue.push(...items);
+    if (!ordered) this.queue.sort((a, b) => a.incoming.streamSeq - b.incoming.streamSeq);
     this.held += items.length;
     this.signal();
     this.pumping ??= this.pump().finally(() => {
@@ -190,6 +201,8 @@ export class BatchPipeline<T extends PipelineItem> {
         processed,
         recent: (key) => recent.get(keyOf(key)) ?? [],
         logged: (key, afterVersion) => this.store.changesAfter(key, afterVersion),
+        mutationStream: this.options.mutationStream,
+        laterWrites: (key, position) => this.store.laterWrites(key, position),
       },
     );
   }

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { VectorClocks, type JsonObject } from '@syncline/contracts';
+import { jsonEqual } from '@syncline/delta';
+import { VectorClocks, type JsonObject, type MutationStatus } from '@syncline/contracts';
 import { documentAtVersion, fieldHlcsSince } from '../conflicts/base-document.js';
 import { ConflictResolver, type ResolvedConflict } from '../conflicts/conflict-resolver.js';
 import type { ChangeRow } from '../entities/change-row.js';
@@ -11,10 +12,15 @@ import {
   currentDocument,
   fieldChanges,
   isConcurrent,
+  isLate,
+  isLateConcurrent,
   isNoOp,
+  keptInStreamOrder,
   nextState,
   proposedDocument,
   statusOf,
+  type LaterWrites,
+  type StreamPosition,
 } from './mutation-rules.js';
 
 /** What a batch starts from. */
@@ -27,6 +33,10 @@ export interface BatchView {
   readonly recent: (key: EntityKey) => readonly EntityChange[];
   /** An entity's logged changes after a version, oldest first, for the base of a conflict. */
   readonly logged: (key: EntityKey, afterVersion: number) => Promise<readonly EntityChange[]>;
+  /** The epoch of the MUTATIONS stream the batch was taken from: stream sequences count within it. */
+  readonly mutationStream: string;
+  /** What the entity's mutations stored after `position` changed, for a mutation that arrives late. */
+  readonly laterWrites: (key: EntityKey, position: StreamPosition) => Promise<LaterWrites>;
 }
 
 /**
@@ -96,11 +106,25 @@ export class BatchProcessor {
     let state = start;
     for (const item of group) {
       const { mutation } = item;
-      const proposed = proposedDocument(state, mutation);
+      const position = { stream: view.mutationStream, seq: item.streamSeq };
+      const asked = proposedDocument(state, mutation);
+      const later = isLate(state, position) ? await view.laterWrites(key, position) : undefined;
+      const proposed = later ? keptInStreamOrder(state, asked, later) : asked;
+      if (proposed === undefined) {
+        writes.mutations.push({
+          ...key,
+          mutationId: mutation.mutationId,
+          status: 'rejected',
+          version: state.version,
+          code: 'SUPERSEDED',
+        });
+        outcomes.push(supersededOutcome(item, state));
+        continue;
+      }
       let result = proposed;
       let conflict: ResolvedConflict | undefined;
       let base: JsonObject | null | undefined;
-      if (isConcurrent(state, mutation)) {
+      if (later ? isLateConcurrent(later, mutation) : isConcurrent(state, mutation)) {
         const logged = await this.changesSince(key, mutation.baseVersion, state, view, made);
         base = documentAtVersion(currentDocument(state), state.version, mutation.baseVersion, logged);
         conflict = await this.conflicts.resolve(
@@ -119,14 +143,15 @@ export class BatchProcessor {
         );
         result = conflict.result;
       }
-      const status = statusOf(result, proposed, state);
+      // A late mutation that keeps fewer fields than it asked for is merged, never applied as asked.
+      const status = mergedIfReduced(statusOf(result, proposed, state), proposed, asked);
       const before = state;
       if (status !== 'rejected' && !isNoOp(state, result)) {
-        state = nextState(state, result, mutation);
+        state = nextState(state, result, mutation, position);
         // Each field is stamped with the write that set it, which per-field last-write-wins compares.
-        made.push(changeRow(item, status, state, fieldChanges(before, result, mutation.hlc)));
+        made.push(changeRow(item, position, status, state, fieldChanges(before, result, mutation.hlc)));
       }
-      writes.mutations.push({ ...key, mutationId: mutation.mutationId, status, version: state.version });
+      writes.mutations.push({ ...key, mutationId: mutation.mutationId, status, version: state.version, code: null });
       if (conflict) writes.conflicts.push(conflictRow(item, conflict, base ?? null, before, proposed, state.version));
       outcomes.push({
         incoming: item,
@@ -162,6 +187,27 @@ export class BatchProcessor {
   }
 }
 
+function supersededOutcome(item: IncomingMutation, state: EntityState): MutationOutcome {
+  return {
+    incoming: item,
+    status: 'rejected',
+    version: state.version,
+    data: currentDocument(state),
+    vectorClock: VectorClocks.toRecord(state.vectorClock),
+    duplicate: false,
+    code: 'SUPERSEDED',
+    reason: 'mutations of this entity stored after this one, and applied before it, wrote everything it changes',
+  };
+}
+
+function mergedIfReduced(
+  status: MutationStatus,
+  proposed: JsonObject | null,
+  asked: JsonObject | null,
+): MutationStatus {
+  return status === 'applied' && !jsonEqual(proposed, asked) ? 'merged' : status;
+}
+
 function answerRepeatsInBatch(
   repeated: readonly IncomingMutation[],
   outcomes: readonly MutationOutcome[],
@@ -190,7 +236,13 @@ function splitRepeats(
     const id = `${item.mutation.tenant}\u0000${item.mutation.mutationId}`;
     const record = recorded.get(id);
     if (record) {
-      repeats.push({ incoming: item, status: record.status, version: record.version, duplicate: true });
+      repeats.push({
+        incoming: item,
+        status: record.status,
+        version: record.version,
+        duplicate: true,
+        ...(record.code === null ? {} : { code: record.code }),
+      });
     } else if (seen.has(id)) {
       // Its first copy in this batch has no ledger row yet: it gets the first copy's outcome.
       repeatedInBatch.push(item);
@@ -208,7 +260,7 @@ function emptyWrites(): MutableWrites {
   return { changes: [], mutations: [], conflicts: [], entities: [] };
 }
 
-/** Groups by entity, keeping stream order inside each group. */
+/** Groups by entity, each group in stream order. */
 function groupByEntity(items: readonly IncomingMutation[]): IncomingMutation[][] {
   const groups = new Map<string, IncomingMutation[]>();
   for (const item of items) {
@@ -217,11 +269,12 @@ function groupByEntity(items: readonly IncomingMutation[]): IncomingMutation[][]
     if (group) group.push(item);
     else groups.set(key, [item]);
   }
-  return [...groups.values()];
+  return [...groups.values()].map((group) => group.sort((a, b) => a.streamSeq - b.streamSeq));
 }
 
 function changeRow(
   item: IncomingMutation,
+  position: StreamPosition,
   status: ChangeRow['status'],
   state: EntityState,
   changes: ChangeRow['changes'],
@@ -244,6 +297,8 @@ function changeRow(
     gatewayId: item.gatewayId,
     connectionId: item.connectionId,
     receivedAt: item.receivedAt,
+    mutationStream: position.stream,
+    mutationSeq: position.seq,
   };
 }
 
@@ -285,5 +340,7 @@ function entityWrite(key: EntityKey, expectedVersion: number, state: EntityState
     deleted: state.deleted,
     vectorClock: VectorClocks.toRecord(state.vectorClock),
     hlc: state.hlc,
+    appliedStream: state.appliedStream,
+    appliedSeq: state.appliedSeq,
   };
 }

@@ -13,9 +13,10 @@ import {
   type PgPool,
 } from '@syncline/persistence';
 import { DATA_SOURCE } from '@syncline/platform';
-import type { ChangeRow } from '../entities/change-row.js';
+import { CHANGE_ROW_COLUMNS, type ChangeRow } from '../entities/change-row.js';
 import { compareKeys, keyOf, type EntityKey } from '../entities/entity-key.js';
 import { NEW_ENTITY, type EntityState } from '../entities/entity-state.js';
+import type { LaterWrites, StreamPosition } from './mutation-rules.js';
 
 /** A ledger row: what became of a mutation id. */
 export type ProcessedMutation = Omit<MutationsRow, 'createdAt'>;
@@ -29,6 +30,8 @@ export interface EntityWrite extends EntityKey {
   readonly deleted: boolean;
   readonly vectorClock: VectorClockRecord;
   readonly hlc: string;
+  readonly appliedStream: string;
+  readonly appliedSeq: number;
 }
 
 export interface BatchWrites {
@@ -38,26 +41,19 @@ export interface BatchWrites {
   readonly entities: readonly EntityWrite[];
 }
 
-const STATE_COLUMNS = ['tenant', 'entityType', 'entityId', 'version', 'data', 'deleted', 'vectorClock', 'hlc'] as const;
-const CHANGE_COLUMNS = [
+const STATE_COLUMNS = [
   'tenant',
   'entityType',
   'entityId',
   'version',
-  'mutationId',
-  'clientId',
-  'op',
-  'status',
-  'changes',
+  'data',
   'deleted',
   'vectorClock',
   'hlc',
-  'traceparent',
-  'gatewayId',
-  'connectionId',
-  'receivedAt',
+  'appliedStream',
+  'appliedSeq',
 ] as const;
-const LEDGER_COLUMNS = ['tenant', 'mutationId', 'entityType', 'entityId', 'status', 'version'] as const;
+const LEDGER_COLUMNS = ['tenant', 'mutationId', 'entityType', 'entityId', 'status', 'version', 'code'] as const;
 const CONFLICT_COLUMNS = [
   'tenant',
   'entityType',
@@ -98,6 +94,19 @@ const CHANGES_AFTER = {
           ORDER BY version`,
 };
 
+// For a mutation that arrives late: the changes stored after it (a range of `changes_by_mutation_seq`),
+// and the newest of the others (the entity's versions, newest first, skipping those few).
+const STREAM_ORDER_AROUND = {
+  name: 'syncline_stream_order_around',
+  text: `(SELECT true AS later, version, op, deleted, changes, client_id, NULL::jsonb AS vector_clock FROM changes
+           WHERE tenant = $1 AND entity_type = $2 AND entity_id = $3 AND mutation_seq > $5 AND mutation_stream = $4)
+         UNION ALL
+         (SELECT false, version, op, deleted, NULL, client_id, vector_clock FROM changes
+           WHERE tenant = $1 AND entity_type = $2 AND entity_id = $3
+             AND NOT (mutation_seq > $5 AND mutation_stream = $4)
+           ORDER BY version DESC LIMIT 1)`,
+};
+
 const ENTITY_WRITE_COLUMNS = [...STATE_COLUMNS, 'expectedVersion'] as const;
 const entityWrites = (alias: string) =>
   `jsonb_to_recordset($4::jsonb) AS ${alias}(${ENTITY_WRITE_COLUMNS.map(
@@ -114,7 +123,7 @@ const entityWrites = (alias: string) =>
 const WRITE_BATCH = {
   name: 'syncline_write_batch',
   text: `WITH new_changes AS (
-           ${changesTable.insertFromJson('$1', CHANGE_COLUMNS)}
+           ${changesTable.insertFromJson('$1', CHANGE_ROW_COLUMNS)}
            RETURNING id
          ), new_outbox AS (
            INSERT INTO ${outboxTable.name} (change_ids)
@@ -130,13 +139,14 @@ const WRITE_BATCH = {
             WHERE x."expectedVersion" = 0
            ON CONFLICT (tenant, entity_type, entity_id) DO UPDATE
               SET version = EXCLUDED.version, data = EXCLUDED.data, deleted = EXCLUDED.deleted,
-                  vector_clock = EXCLUDED.vector_clock, hlc = EXCLUDED.hlc, updated_at = now()
+                  vector_clock = EXCLUDED.vector_clock, hlc = EXCLUDED.hlc, applied_stream = EXCLUDED.applied_stream,
+                  applied_seq = EXCLUDED.applied_seq, updated_at = now()
             WHERE e.version = 0
            RETURNING 1
          ), updated AS (
            UPDATE entities e
               SET version = x."version", data = x."data", deleted = x."deleted", vector_clock = x."vectorClock",
-                  hlc = x."hlc", updated_at = now()
+                  hlc = x."hlc", applied_stream = x."appliedStream", applied_seq = x."appliedSeq", updated_at = now()
              FROM ${entityWrites('x')}
             WHERE x."expectedVersion" > 0 AND e.tenant = x."tenant" AND e.entity_type = x."entityType"
               AND e.entity_id = x."entityId" AND e.version = x."expectedVersion"
@@ -175,6 +185,8 @@ export class EntityStoreRepository {
         deleted: row.deleted,
         vectorClock: VectorClocks.fromRecord(row.vectorClock),
         hlc: row.hlc,
+        appliedStream: row.appliedStream,
+        appliedSeq: row.appliedSeq,
       });
     }
     return states;
@@ -197,6 +209,31 @@ export class EntityStoreRepository {
       values: [key.tenant, key.entityType, key.entityId, version],
     });
     return rows.map((row) => ({ version: Number(row['version']), changes: row['changes'] as FieldChange[] }));
+  }
+
+  /** What the entity's mutations stored after `position` in MUTATIONS wrote, and what came before them. */
+  async laterWrites(key: EntityKey, position: StreamPosition): Promise<LaterWrites> {
+    const { rows } = await this.pool.query({
+      ...STREAM_ORDER_AROUND,
+      values: [key.tenant, key.entityType, key.entityId, position.stream, position.seq],
+    });
+    const fields = new Set<string>();
+    const clients = new Set<string>();
+    let replaced = false;
+    let before: LaterWrites['before'] = { version: 0, vectorClock: VectorClocks.empty() };
+    for (const row of rows) {
+      if (!row['later']) {
+        before = {
+          version: Number(row['version']),
+          vectorClock: VectorClocks.fromRecord(row['vector_clock'] as VectorClockRecord),
+        };
+        continue;
+      }
+      if (row['op'] !== 'patch' || row['deleted'] === true) replaced = true;
+      clients.add(row['client_id'] as string);
+      for (const change of row['changes'] as FieldChange[]) fields.add(change.field);
+    }
+    return { replaced, fields, clients, before };
   }
 
   /**

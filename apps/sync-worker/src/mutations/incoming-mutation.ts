@@ -10,6 +10,8 @@ import type { Context } from '@syncline/platform';
 /** A validated mutation with what its JetStream message carried besides the body. */
 export interface IncomingMutation {
   readonly mutation: MutationMessage;
+  /** Where JetStream stored it in MUTATIONS: the order one entity's mutations are applied in. */
+  readonly streamSeq: number;
   readonly gatewayId: string | null;
   readonly connectionId: string | null;
   readonly receivedAt: number | null;
@@ -28,6 +30,8 @@ export interface MutationOutcome {
   readonly duplicate: boolean;
   /** Why the server refused the mutation itself, when it did. */
   readonly reason?: string;
+  /** A stable reason code for a refusal: `SUPERSEDED` when mutations stored after it wrote all it changes. */
+  readonly code?: 'SUPERSEDED';
   /** The conflict strategy that decided, when the mutation was concurrent with another change. */
   readonly strategy?: ConflictStrategy;
 }

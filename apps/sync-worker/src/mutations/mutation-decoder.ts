@@ -93,6 +93,7 @@ export class MutationDecoder {
         redelivered: msg.redelivered,
         incoming: {
           mutation,
+          streamSeq: msg.seq,
           gatewayId: msg.headers?.get(Header.gatewayId) || null,
           connectionId: msg.headers?.get(Header.connectionId) || null,
           receivedAt: Number.isFinite(receivedAt) && receivedAt > 0 ? receivedAt : null,

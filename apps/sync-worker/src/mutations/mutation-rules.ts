@@ -1,4 +1,4 @@
-import { applyMergePatch, diff, jsonEqual, stampChanges } from '@syncline/delta';
+import { applyMergePatch, diff, jsonEqual, stampChanges, withValuesAt } from '@syncline/delta';
 import {
   VectorClocks,
   isJsonObject,
@@ -33,7 +33,10 @@ export function proposedDocument(current: EntityState, mutation: MutationMessage
  * quick succession of edits (each on the same base version, before the acks came back) is not
  * concurrent: its clock dominates the entity's.
  */
-export function isConcurrent(current: EntityState, mutation: MutationMessage): boolean {
+export function isConcurrent(
+  current: Pick<EntityState, 'version' | 'vectorClock'>,
+  mutation: MutationMessage,
+): boolean {
   if (current.version === 0 || mutation.baseVersion === current.version) return false;
   return !VectorClocks.dominatesOrEquals(VectorClocks.fromRecord(mutation.vectorClock), current.vectorClock);
 }
@@ -60,12 +63,80 @@ export function fieldChanges(current: EntityState, result: JsonObject | null, hl
   return stampChanges(diff(currentDocument(current) ?? {}, result ?? {}), hlc);
 }
 
-export function nextState(current: EntityState, result: JsonObject | null, mutation: MutationMessage): EntityState {
+/** Where a mutation was stored in MUTATIONS: which stream (its epoch) and at which sequence. */
+export interface StreamPosition {
+  readonly stream: string;
+  readonly seq: number;
+}
+
+export function nextState(
+  current: EntityState,
+  result: JsonObject | null,
+  mutation: MutationMessage,
+  position: StreamPosition,
+): EntityState {
   return {
     version: current.version + 1,
     data: result,
     deleted: result === null,
     vectorClock: VectorClocks.merge(current.vectorClock, VectorClocks.fromRecord(mutation.vectorClock)),
     hlc: current.hlc > mutation.hlc ? current.hlc : mutation.hlc,
+    appliedStream: position.stream,
+    // The highest applied: a late mutation applied after newer ones does not lower it.
+    appliedSeq: current.appliedStream === position.stream ? Math.max(current.appliedSeq, position.seq) : position.seq,
   };
+}
+
+/** Whether a mutation reaches its entity after one stored later in MUTATIONS was applied to it. */
+export function isLate(current: EntityState, position: StreamPosition): boolean {
+  return current.appliedStream === position.stream && position.seq < current.appliedSeq;
+}
+
+/** What the mutations stored after a late one did to its entity. */
+export interface LaterWrites {
+  /** One of them replaced the whole document (an upsert or a delete). */
+  readonly replaced: boolean;
+  /** The fields (JSON Pointers) they changed. */
+  readonly fields: ReadonlySet<string>;
+  /** The clients that sent them. */
+  readonly clients: ReadonlySet<string>;
+  /**
+   * The entity as the late mutation meets it in stream order: the version and vector clock of its
+   * last change stored before it (version 0 when there is none). Whether the mutation is
+   * concurrent is judged on this, not on later writes its author cannot have seen.
+   */
+  readonly before: Pick<EntityState, 'version' | 'vectorClock'>;
+}
+
+/**
+ * A late mutation is concurrent when its base is older than the entity as stream order has it,
+ * or when another client wrote the entity since: nobody could see the late mutation before it
+ * was applied, so that client's write did not take it into account.
+ */
+export function isLateConcurrent(later: LaterWrites, mutation: MutationMessage): boolean {
+  if (isConcurrent(later.before, mutation)) return true;
+  for (const client of later.clients) if (client !== mutation.clientId) return true;
+  return false;
+}
+
+/**
+ * What stands of a late mutation: the document it proposes with every field that later mutations
+ * wrote kept as they left it, which is what applying it in stream order, before them, gives (a
+ * late delete leaves the fields they wrote since). `undefined` when nothing of it stands: a later
+ * upsert or delete replaced the document, or later mutations wrote every field it changes.
+ *
+ * This is what keeps one entity's mutations in stream order whatever processes them when: a worker
+ * that died holding a mutation (JetStream sends it again after its ack wait, behind newer ones),
+ * or two workers each taking one of two mutations stored a moment apart.
+ */
+export function keptInStreamOrder(
+  current: EntityState,
+  proposed: JsonObject | null,
+  later: LaterWrites,
+): JsonObject | null | undefined {
+  const document = currentDocument(current);
+  if (later.replaced) return undefined;
+  const kept = withValuesAt(proposed ?? {}, document ?? {}, later.fields);
+  const result = isJsonObject(kept) ? kept : {};
+  return jsonEqual(result, document) && !jsonEqual(proposed, document) ? undefined : result;
 }

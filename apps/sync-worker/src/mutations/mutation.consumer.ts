@@ -8,7 +8,7 @@ import {
   type ConsumerMessages,
   type JsMsg,
 } from '@nats-io/jetstream';
-import { WORKER_CONSUMER } from '@syncline/contracts';
+import { SyncPositions, WORKER_CONSUMER } from '@syncline/contracts';
 import { CONFIG, LOGGER, logConsumerStatus, NATS, endSpan, type Logger } from '@syncline/platform';
 import type { SyncWorkerConfig } from '../config.js';
 import { EntityCache } from '../entities/entity-cache.js';
@@ -33,7 +33,7 @@ import { RejectedMessageRepository } from './rejected-message.repository.js';
 export class MutationConsumer implements OnApplicationBootstrap, OnApplicationShutdown {
   private messages: ConsumerMessages | undefined;
   private receiving: Promise<void> | undefined;
-  private readonly pipeline: BatchPipeline<Delivery>;
+  private pipeline: BatchPipeline<Delivery> | undefined;
   /** Messages taken from the consumer and not yet acknowledged or terminated. */
   private readonly held = new Set<Delivery>();
   /** Deliveries decoded in the current turn of the event loop, handed over together. */
@@ -42,8 +42,8 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
   private keepAlive: NodeJS.Timeout | undefined;
 
   constructor(
-    processor: BatchProcessor,
-    store: EntityStoreRepository,
+    private readonly processor: BatchProcessor,
+    private readonly store: EntityStoreRepository,
     private readonly decoder: MutationDecoder,
     private readonly publisher: ChangePublisher,
     private readonly outcomes: OutcomeNotifier,
@@ -53,10 +53,15 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     @Inject(CONFIG) private readonly config: SyncWorkerConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
-    this.pipeline = new BatchPipeline(
-      processor,
-      store,
-      new EntityCache(config.WORKER_ENTITY_CACHE_SIZE),
+    metrics.observeBacklog(() => this.pipeline?.size ?? 0);
+  }
+
+  /** Batches in order over the mutations of one MUTATIONS stream (its epoch: see `isSuperseded`). */
+  private createPipeline(mutationStream: string): BatchPipeline<Delivery> {
+    return new BatchPipeline(
+      this.processor,
+      this.store,
+      new EntityCache(this.config.WORKER_ENTITY_CACHE_SIZE),
       {
         committed: (items, plan, outboxId, startedAt) => this.committed(items, plan, outboxId, startedAt),
         refused: (item, error) => this.refuse(item, error),
@@ -68,12 +73,17 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
           else this.logger.warn({ err: error, size, attempt, reason }, 'batch failed; retrying it in place');
         },
       },
-      { batchSize: config.WORKER_BATCH_SIZE, maxInFlight: config.WORKER_BATCHES_IN_FLIGHT },
+      {
+        mutationStream,
+        batchSize: this.config.WORKER_BATCH_SIZE,
+        maxInFlight: this.config.WORKER_BATCHES_IN_FLIGHT,
+      },
     );
-    metrics.observeBacklog(() => this.pipeline.size);
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    const stream = await (await jetstreamManager(this.nats)).streams.info(this.config.MUTATIONS_STREAM);
+    this.pipeline = this.createPipeline(SyncPositions.epochOf(stream.created));
     await this.ensureConsumer();
     const consumer = await jetstream(this.nats).consumers.get(
       this.config.MUTATIONS_STREAM,
@@ -99,7 +109,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     await this.stopFetching();
     await this.receiving;
     this.handOver();
-    await this.pipeline.idle();
+    await this.pipeline?.idle();
     clearInterval(this.keepAlive);
     await this.publisher.settled();
   }
@@ -130,7 +140,7 @@ export class MutationConsumer implements OnApplicationBootstrap, OnApplicationSh
     if (this.arriving.length === 0) return;
     const batch = this.arriving;
     this.arriving = [];
-    this.pipeline.push(batch);
+    this.pipeline?.push(batch);
   }
 
   private release(delivery: Delivery): void {

@@ -9,7 +9,7 @@ import {
   type PgPool,
 } from '@syncline/persistence';
 import { DATA_SOURCE } from '@syncline/platform';
-import type { ChangeRow } from '../entities/change-row.js';
+import { CHANGE_ROW_COLUMNS, type ChangeRow } from '../entities/change-row.js';
 import type { EntityKey } from '../entities/entity-key.js';
 
 /** Where a published change is in CHANGES. */
@@ -21,25 +21,6 @@ export interface OrphanedBatch {
   /** Its changes' entities, with the oldest version of each in the batch. */
   readonly entities: readonly (EntityKey & { readonly fromVersion: number })[];
 }
-
-const CHANGE_ROW_COLUMNS = [
-  'tenant',
-  'entityType',
-  'entityId',
-  'version',
-  'mutationId',
-  'clientId',
-  'op',
-  'status',
-  'changes',
-  'deleted',
-  'vectorClock',
-  'hlc',
-  'traceparent',
-  'gatewayId',
-  'connectionId',
-  'receivedAt',
-] as const;
 
 const POSITION_COLUMNS = ['tenant', 'entityType', 'seq', 'entityId', 'version'] as const;
 

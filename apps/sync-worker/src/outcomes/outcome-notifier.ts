@@ -57,6 +57,7 @@ function outcomeMessageOf(outcome: MutationOutcome, connectionId: string): Outco
     ...(outcome.vectorClock === undefined ? {} : { vectorClock: outcome.vectorClock }),
     ...(outcome.duplicate ? { duplicate: true } : {}),
     ...(outcome.reason === undefined ? {} : { reason: outcome.reason.slice(0, 500) }),
+    ...(outcome.code === undefined ? {} : { code: outcome.code }),
     ...(outcome.strategy === undefined ? {} : { strategy: outcome.strategy }),
   };
 }

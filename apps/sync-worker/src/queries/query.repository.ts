@@ -15,25 +15,7 @@ import type {
 import { changesTable } from '@syncline/persistence';
 import { DATA_SOURCE } from '@syncline/platform';
 import { changeEventOf } from '../outbox/change-publisher.service.js';
-
-const CHANGE_COLUMNS = [
-  'tenant',
-  'entityType',
-  'entityId',
-  'version',
-  'mutationId',
-  'clientId',
-  'op',
-  'status',
-  'changes',
-  'deleted',
-  'vectorClock',
-  'hlc',
-  'traceparent',
-  'gatewayId',
-  'connectionId',
-  'receivedAt',
-] as const;
+import { CHANGE_ROW_COLUMNS } from '../entities/change-row.js';
 
 /** Reads for clients that sync from PostgreSQL: change log pages, snapshots, recorded outcomes. */
 @Injectable()
@@ -43,7 +25,7 @@ export class QueryRepository {
   async changes(query: ChangesQuery): Promise<ChangesQueryResult> {
     // A change's stream position is recorded shortly after it is published: one not recorded yet
     // is missing from a page by cursor (the stream serves those) and has no `seq` in an entity's history.
-    const columns = changesTable.columnList(CHANGE_COLUMNS, 'c');
+    const columns = changesTable.columnList(CHANGE_ROW_COLUMNS, 'c');
     const rows: Array<Record<string, unknown>> =
       query.entityId === undefined
         ? await this.dataSource.query(
@@ -64,7 +46,7 @@ export class QueryRepository {
     );
     return {
       changes: rows.slice(0, query.limit).map((row) => ({
-        ...changeEventOf(changesTable.read(row, CHANGE_COLUMNS)),
+        ...changeEventOf(changesTable.read(row, CHANGE_ROW_COLUMNS)),
         seq: row['seq'] === null ? null : Number(row['seq']),
       })),
       hasMore: rows.length > query.limit,
@@ -108,7 +90,7 @@ export class QueryRepository {
 
   async outcome(query: OutcomeQuery): Promise<OutcomeQueryResult> {
     const rows: Array<Record<string, unknown>> = await this.dataSource.query(
-      `SELECT m.entity_type, m.entity_id, m.status, m.version, e.data, e.deleted, e.vector_clock
+      `SELECT m.entity_type, m.entity_id, m.status, m.version, m.code, e.data, e.deleted, e.vector_clock
          FROM mutations m
          LEFT JOIN entities e ON e.tenant = m.tenant AND e.entity_type = m.entity_type AND e.entity_id = m.entity_id
         WHERE m.tenant = $1 AND m.mutation_id = $2`,
@@ -129,6 +111,7 @@ export class QueryRepository {
         ...(status === 'applied' ? {} : { data: row['deleted'] ? null : ((row['data'] as JsonObject | null) ?? null) }),
         vectorClock: (row['vector_clock'] as VectorClockRecord | null) ?? {},
         duplicate: true,
+        ...(row['code'] === 'SUPERSEDED' ? { code: 'SUPERSEDED' as const } : {}),
       },
     };
   }

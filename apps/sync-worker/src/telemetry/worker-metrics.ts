@@ -17,7 +17,7 @@ export class WorkerMetrics {
   constructor(@Inject(METRICS_REGISTRY) registry: Registry) {
     this.mutations = new Counter({
       name: 'syncline_worker_mutations_total',
-      help: 'Mutations this worker processed, by outcome (applied, merged, rejected, duplicate)',
+      help: 'Mutations this worker processed, by outcome (applied, merged, rejected, superseded, duplicate)',
       labelNames: ['status'],
       registers: [registry],
     });
@@ -61,7 +61,9 @@ export class WorkerMetrics {
     this.batchSeconds.observe((performance.now() - startedAt) / 1000);
     this.batchSize.observe(outcomes.length);
     for (const outcome of outcomes) {
-      this.mutations.inc({ status: outcome.duplicate ? 'duplicate' : outcome.status });
+      this.mutations.inc({
+        status: outcome.duplicate ? 'duplicate' : outcome.code === 'SUPERSEDED' ? 'superseded' : outcome.status,
+      });
       if (outcome.strategy) this.conflicts.inc({ strategy: outcome.strategy, status: outcome.status });
     }
   }

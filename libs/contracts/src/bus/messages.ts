@@ -39,6 +39,10 @@ export const changeEventSchema = z.strictObject({
 });
 export type ChangeEvent = z.infer<typeof changeEventSchema>;
 
+/** Stable codes of refusals by the server (beside the conflict strategies' `rejected`). */
+export const outcomeCodeSchema = z.enum(['SUPERSEDED']);
+export type OutcomeCode = z.infer<typeof outcomeCodeSchema>;
+
 /** Sent by a worker to the gateway that took a mutation, once it is processed. */
 export const outcomeMessageSchema = z.strictObject({
   connectionId: z.string(),
@@ -52,6 +56,8 @@ export const outcomeMessageSchema = z.strictObject({
   duplicate: z.boolean().optional(),
   /** Why the server refused the mutation, when it was not a conflict strategy that did. */
   reason: z.string().max(500).optional(),
+  /** A stable code for that refusal: `SUPERSEDED` when mutations stored after it, applied first, wrote all it changes. */
+  code: outcomeCodeSchema.optional(),
   /** The conflict strategy that decided, when the mutation was concurrent with another change. */
   strategy: conflictStrategySchema.optional(),
 });

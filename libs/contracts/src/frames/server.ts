@@ -79,6 +79,13 @@ export interface OutcomeAckPayload {
    * than a conflict strategy keeping its state; the client rolls back either way.
    */
   readonly reason?: string | undefined;
+  /**
+   * A stable code for a refusal by the server: `SUPERSEDED` when this mutation reached its entity
+   * late (after mutations stored after it, for instance because a worker died holding it) and
+   * those wrote everything it changes, or replaced the document: in stream order nothing of it
+   * would be left. `status` is `rejected`; the client rolls back.
+   */
+  readonly code?: 'SUPERSEDED' | undefined;
   /** The conflict strategy that decided, when the mutation was concurrent with another change. */
   readonly strategy?: ConflictStrategy | undefined;
 }

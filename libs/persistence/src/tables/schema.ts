@@ -22,6 +22,10 @@ export const entitiesTable = new Table('entities', {
   deleted: column.boolean('deleted'),
   vectorClock: column.jsonb<VectorClockRecord>('vector_clock'),
   hlc: column.text('hlc'),
+  /** The highest stream sequence in MUTATIONS of the mutations applied to the entity. */
+  appliedSeq: column.bigint('applied_seq'),
+  /** Which MUTATIONS stream that sequence is of (its epoch): a stream created anew counts again. */
+  appliedStream: column.text('applied_stream'),
   updatedAt: column.timestamptz('updated_at'),
 });
 export type EntitiesRow = RowOf<typeof entitiesTable.columns>;
@@ -43,6 +47,9 @@ export const changesTable = new Table('changes', {
   gatewayId: nullable(column.text('gateway_id')),
   connectionId: nullable(column.text('connection_id')),
   receivedAt: nullable(column.bigint('received_at')),
+  /** Where in MUTATIONS the mutation that made this version was stored: its stream's epoch and sequence. */
+  mutationStream: column.text('mutation_stream'),
+  mutationSeq: column.bigint('mutation_seq'),
   createdAt: column.timestamptz('created_at'),
 });
 export type ChangesRow = RowOf<typeof changesTable.columns>;
@@ -56,6 +63,8 @@ export const mutationsTable = new Table('mutations', {
   status: column.text<MutationStatus>('status'),
   /** The version the mutation produced, or the server's version when it was rejected. */
   version: column.bigint('version'),
+  /** A stable code for why it was refused (`SUPERSEDED`), when one applies. */
+  code: nullable(column.text<'SUPERSEDED'>('code')),
   createdAt: column.timestamptz('created_at'),
 });
 export type MutationsRow = RowOf<typeof mutationsTable.columns>;
