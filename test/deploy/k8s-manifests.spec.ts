@@ -19,7 +19,7 @@ import * as core from 'kubernetes-models/v1';
 import type { IConfigMap, IContainer, IPodSpec, IProbe, ISecret, IService } from 'kubernetes-models/v1';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { CHANGES_SETTINGS, DEFAULT_STREAM_NAMES, MUTATIONS_SETTINGS, WORKER_CONSUMER } from '@syncline/contracts';
+import { DEFAULT_STREAM_NAMES, WORKER_CONSUMER } from '@syncline/contracts';
 import { conflictServiceEnvSchema } from '../../apps/conflict-service/src/config.js';
 import { gatewayEnvSchema } from '../../apps/gateway/src/config.js';
 import { syncWorkerEnvSchema } from '../../apps/sync-worker/src/config.js';
@@ -825,7 +825,9 @@ describe.each(OVERLAYS)('deploy/k8s overlay %s', (overlay) => {
 
     // Both streams reserve their max_bytes on every server holding a replica.
     const maxFileStore = bytes(/max_file_store:\s*(\S+)/.exec(conf)?.[1] ?? '0');
-    expect(maxFileStore).toBeGreaterThanOrEqual(MUTATIONS_SETTINGS.maxBytes + CHANGES_SETTINGS.maxBytes);
+    const streams = serviceConfig(render, render.workload('sync-worker'));
+    const reserved = Number(streams['MUTATIONS_STREAM_MAX_BYTES']) + Number(streams['CHANGES_STREAM_MAX_BYTES']);
+    expect(maxFileStore).toBeGreaterThanOrEqual(reserved);
     const claim = statefulSet.spec?.volumeClaimTemplates?.find((t) =>
       container.volumeMounts?.some((m) => m.name === t.metadata?.name && m.mountPath === '/data'),
     );

@@ -22,18 +22,23 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface NatsClusterOptions {
-  /** Nodes to start (default 3: the smallest cluster that survives losing one). */
+  /** Nodes to start (default 3: the smallest cluster that survives losing one; 1 runs a standalone server). */
   readonly nodes?: number;
   /** The server binary (default `NATS_SERVER_BIN` or `/usr/sbin/nats-server`). */
   readonly binary?: string;
   /** How long the cluster may take to elect its JetStream meta leader (default 20 s). */
   readonly readyTimeoutMs?: number;
+  /**
+   * JetStream file storage each node may reserve, in nats-server's notation (`256MB`); default:
+   * the server's own (most of the free disk). Lets a test fill a server up.
+   */
+  readonly maxFileStore?: string;
 }
 
 export interface NatsNodeInfo {
@@ -93,13 +98,22 @@ class NatsNode {
     readonly info: NatsNodeInfo,
     private readonly binary: string,
     private readonly routes: readonly string[],
+    /** A configuration file with what has no command-line flag (the JetStream storage limit). */
+    private readonly configFile: string | undefined,
   ) {}
 
+  /** A node without routes runs standalone: a single server, as most development machines have. */
   get args(): string[] {
     const { name, clusterPort, storeDir, port, monitorPort } = this.info;
     return [
-      ...['--server_name', name, '--cluster_name', CLUSTER_NAME],
-      ...['--cluster', `nats://127.0.0.1:${clusterPort}`, '--routes', this.routes.join(',')],
+      ...(this.configFile ? ['-c', this.configFile] : []),
+      ...['--server_name', name],
+      ...(this.routes.length > 0
+        ? [
+            ...['--cluster_name', CLUSTER_NAME, '--cluster', `nats://127.0.0.1:${clusterPort}`],
+            ...['--routes', this.routes.join(',')],
+          ]
+        : []),
       ...['-js', '-sd', storeDir, '-p', String(port), '-a', '127.0.0.1', '-m', String(monitorPort)],
     ];
   }
@@ -226,9 +240,14 @@ export class NatsCluster {
         storeDir: join(rootDir, name),
       };
     });
+    let configFile: string | undefined;
+    if (options.maxFileStore) {
+      configFile = join(rootDir, 'jetstream.conf');
+      await writeFile(configFile, `jetstream {\n  max_file_store: ${options.maxFileStore}\n}\n`);
+    }
     const nodes = infos.map((info) => {
       const routes = infos.filter((other) => other !== info).map((other) => `nats://127.0.0.1:${other.clusterPort}`);
-      return new NatsNode(info, binary, routes);
+      return new NatsNode(info, binary, routes, configFile);
     });
     const cluster = new NatsCluster(nodes, rootDir, options.readyTimeoutMs ?? 20_000);
     if (process.env['TEST_SERVICE_LOGS'] === '1') process.stderr.write(`${cluster.commands.join('\n')}\n`);
@@ -313,10 +332,14 @@ export class NatsCluster {
     return this.stopping;
   }
 
-  /** Every running node is healthy and they all name the same meta leader, itself a running node. */
+  /**
+   * Every running node is healthy and they all name the same meta leader, itself a running node.
+   * A standalone server has no meta leader: healthy is enough.
+   */
   private async isFormed(): Promise<boolean> {
     const running = this.nodeList.filter((node) => node.running);
     if (running.length === 0) return false;
+    if (this.nodeList.length === 1) return (await running[0]?.monitor('/healthz'))?.status === 200;
     const states = await Promise.all(
       running.map(async (node) => {
         const [health, jsz] = await Promise.all([node.monitor('/healthz'), node.monitor<Jsz>('/jsz')]);

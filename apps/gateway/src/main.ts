@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Subjects } from '@syncline/contracts';
-import { bootRuntime, ensureStreams, jetstreamManager, onShutdownSignal } from '@syncline/platform';
+import { bootRuntime, onShutdownSignal, prepareStreams } from '@syncline/platform';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module.js';
 import { gatewayEnvSchema } from './config.js';
@@ -13,11 +12,7 @@ import { StreamPositionService } from './fanout/stream-position.service.js';
 const runtime = await bootRuntime({ service: 'gateway', schema: gatewayEnvSchema });
 const { config, logger, nats, telemetry } = runtime;
 
-await ensureStreams(await jetstreamManager(nats), {
-  subjects: new Subjects(config.SYNC_NAMESPACE),
-  names: { mutations: config.MUTATIONS_STREAM, changes: config.CHANGES_STREAM },
-  replicas: config.STREAM_REPLICAS,
-});
+await prepareStreams(nats, config, logger);
 
 const app = await NestFactory.create<NestExpressApplication>(AppModule.register(runtime), {
   logger: ['error', 'warn'],

@@ -1,13 +1,13 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { Subjects, WORKER_CONSUMER } from '@syncline/contracts';
+import { WORKER_CONSUMER } from '@syncline/contracts';
 import { createDataSource, runMigrations } from '@syncline/persistence';
 import {
   bootRuntime,
   createMetricsRegistry,
-  ensureStreams,
   jetstreamManager,
   onShutdownSignal,
+  prepareStreams,
   startMonitoring,
 } from '@syncline/platform';
 import { AppModule } from './app.module.js';
@@ -16,11 +16,7 @@ import { syncWorkerEnvSchema } from './config.js';
 const runtime = await bootRuntime({ service: 'sync-worker', schema: syncWorkerEnvSchema });
 const { config, logger, nats, telemetry } = runtime;
 
-await ensureStreams(await jetstreamManager(nats), {
-  subjects: new Subjects(config.SYNC_NAMESPACE),
-  names: { mutations: config.MUTATIONS_STREAM, changes: config.CHANGES_STREAM },
-  replicas: config.STREAM_REPLICAS,
-});
+await prepareStreams(nats, config, logger);
 
 const dataSource = createDataSource({
   url: config.DATABASE_URL,

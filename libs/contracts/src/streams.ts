@@ -15,33 +15,39 @@ export const DEFAULT_STREAM_NAMES: StreamNames = { mutations: 'MUTATIONS', chang
 export interface StreamSettings {
   /** How long messages are kept, in nanoseconds. */
   readonly maxAgeNs: number;
+  /**
+   * Bytes the stream may hold; beyond them the oldest messages go. nats-server reserves this much
+   * of its JetStream storage for the stream on every server that holds a replica, so it is what
+   * decides whether another deployment still fits on a shared server.
+   */
   readonly maxBytes: number;
   /** Window in which a repeated message id is dropped as a duplicate, in nanoseconds. */
   readonly duplicateWindowNs: number;
-  readonly replicas: number;
 }
 
 /**
- * MUTATIONS is a work queue: a message leaves once a worker acknowledged it. Its duplicate window
+ * MUTATIONS is a work queue: a message leaves once a worker acknowledged it, so it holds only
+ * the work not yet done (1 GiB is about a million mutations of 1 KB). Its duplicate window
  * bounds how late a resent mutation is still caught by JetStream; later resends are caught by the
- * `mutations` ledger in PostgreSQL.
+ * `mutations` ledger in PostgreSQL. Age and size are defaults: `MUTATIONS_STREAM_MAX_AGE` and
+ * `MUTATIONS_STREAM_MAX_BYTES` change them.
  */
 export const MUTATIONS_SETTINGS: StreamSettings = {
   maxAgeNs: 7 * 24 * HOUR_NS,
-  maxBytes: 8 * 1024 ** 3,
+  maxBytes: 1024 ** 3,
   duplicateWindowNs: 2 * 60 * SECOND_NS,
-  replicas: 1,
 };
 
 /**
- * CHANGES is the replayable feed subscribers resume from. Its window bounds fast resume; older
- * cursors get `sync_required`. The duplicate window covers outbox re-publication after a crash.
+ * CHANGES is the replayable feed subscribers resume from. Its window (24 hours, or 2 GiB if that
+ * fills first) bounds fast resume; older cursors get `sync_required`. The duplicate window covers
+ * outbox re-publication after a crash. `CHANGES_STREAM_MAX_AGE` and `CHANGES_STREAM_MAX_BYTES`
+ * change age and size.
  */
 export const CHANGES_SETTINGS: StreamSettings = {
   maxAgeNs: 24 * HOUR_NS,
-  maxBytes: 8 * 1024 ** 3,
+  maxBytes: 2 * 1024 ** 3,
   duplicateWindowNs: 10 * 60 * SECOND_NS,
-  replicas: 1,
 };
 
 /** The durable consumer all sync workers share. */

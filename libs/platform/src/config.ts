@@ -1,5 +1,7 @@
+import bytes from 'bytes';
+import ms from 'ms';
 import { z } from 'zod';
-import { DEFAULT_STREAM_NAMES, NAME_PATTERN } from '@syncline/contracts';
+import { CHANGES_SETTINGS, DEFAULT_STREAM_NAMES, MUTATIONS_SETTINGS, NAME_PATTERN } from '@syncline/contracts';
 
 /** A configuration value that stops the boot; the message names every bad variable. */
 export class ConfigError extends Error {
@@ -40,6 +42,37 @@ const url = (protocols: string[]) =>
 
 export const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+/**
+ * A size such as `512MB`, `2GiB` or a plain number of bytes. Units are binary either way, as
+ * nats-server counts them: `1GB` and `1GiB` are both 1024³ bytes.
+ */
+export const byteSize = (fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return fallback;
+      const parsed = bytes.parse(value.trim().replace(/ib$/i, 'b'));
+      if (parsed !== null && Number.isSafeInteger(parsed) && parsed > 0) return parsed;
+      ctx.addIssue({ code: 'custom', message: 'must be a size such as 512MB, 2GiB or a number of bytes' });
+      return z.NEVER;
+    });
+
+/** A duration such as `90s`, `12h` or `7d`, in milliseconds. */
+export const duration = (fallbackMs: number) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return fallbackMs;
+      const parsed = ms(value.trim() as ms.StringValue) as number | undefined;
+      if (parsed !== undefined && Number.isSafeInteger(parsed) && parsed > 0) return parsed;
+      ctx.addIssue({ code: 'custom', message: 'must be a duration such as 90s, 12h or 7d' });
+      return z.NEVER;
+    });
+
+const NS_PER_MS = 1_000_000;
+
 /** Settings every service shares: where NATS is, which subjects and streams, telemetry. */
 export const commonEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -53,6 +86,14 @@ export const commonEnvSchema = z.object({
   CHANGES_STREAM: name.default(DEFAULT_STREAM_NAMES.changes),
   /** Replicas of each stream; 3 on a JetStream cluster. */
   STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  /**
+   * Size and age limits of the two streams. nats-server reserves each stream's size on every
+   * server holding a replica, so these decide how many deployments share one NATS server.
+   */
+  MUTATIONS_STREAM_MAX_BYTES: byteSize(MUTATIONS_SETTINGS.maxBytes),
+  MUTATIONS_STREAM_MAX_AGE: duration(MUTATIONS_SETTINGS.maxAgeNs / NS_PER_MS),
+  CHANGES_STREAM_MAX_BYTES: byteSize(CHANGES_SETTINGS.maxBytes),
+  CHANGES_STREAM_MAX_AGE: duration(CHANGES_SETTINGS.maxAgeNs / NS_PER_MS),
   /** A name for this replica; defaults to a random one. */
   INSTANCE_ID: name.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -10,3 +10,4 @@ export * from './monitoring.js';
 export * from './responder.js';
 export * from './consumer-status.js';
 export * from './stream-publisher.js';
+export * from './streams.js';

@@ -1,20 +1,6 @@
 import { connect, type NatsConnection, headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
-import {
-  jetstreamManager,
-  type JetStreamManager,
-  RetentionPolicy,
-  StorageType,
-  DiscardPolicy,
-} from '@nats-io/jetstream';
-import {
-  CHANGES_SETTINGS,
-  MUTATIONS_SETTINGS,
-  type StreamNames,
-  type StreamSettings,
-  type Subjects,
-  ErrorCode,
-  SynclineError,
-} from '@syncline/contracts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { ErrorCode, SynclineError } from '@syncline/contracts';
 import type { z } from 'zod';
 
 export interface NatsOptions {
@@ -35,63 +21,6 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
     reconnectTimeWait: 250,
     pingInterval: 10_000,
   });
-}
-
-export interface StreamLayout {
-  readonly subjects: Subjects;
-  readonly names: StreamNames;
-  readonly replicas: number;
-}
-
-/**
- * Creates the two streams, or brings an existing one's settings up to date. Safe to run from
- * every replica at boot.
- */
-export async function ensureStreams(jsm: JetStreamManager, layout: StreamLayout): Promise<void> {
-  await ensureStream(
-    jsm,
-    layout.names.mutations,
-    layout.subjects.allMutations(),
-    MUTATIONS_SETTINGS,
-    layout.replicas,
-    true,
-  );
-  await ensureStream(jsm, layout.names.changes, layout.subjects.allChanges(), CHANGES_SETTINGS, layout.replicas, false);
-}
-
-async function ensureStream(
-  jsm: JetStreamManager,
-  name: string,
-  subject: string,
-  settings: StreamSettings,
-  replicas: number,
-  workQueue: boolean,
-): Promise<void> {
-  const config = {
-    name,
-    subjects: [subject],
-    retention: workQueue ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
-    storage: StorageType.File,
-    discard: DiscardPolicy.Old,
-    max_age: settings.maxAgeNs,
-    max_bytes: settings.maxBytes,
-    duplicate_window: settings.duplicateWindowNs,
-    num_replicas: replicas,
-    // Direct get serves the outbox relay's "last message of this entity" lookups.
-    allow_direct: true,
-  };
-  try {
-    await jsm.streams.info(name);
-    const { retention: _fixed, storage: _alsoFixed, ...updatable } = config;
-    await jsm.streams.update(name, updatable);
-  } catch (error) {
-    if (!isStreamNotFound(error)) throw error;
-    await jsm.streams.add(config);
-  }
-}
-
-function isStreamNotFound(error: unknown): boolean {
-  return error instanceof Error && /stream not found/i.test(error.message);
 }
 
 export { jetstreamManager };
