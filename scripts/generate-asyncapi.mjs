@@ -731,6 +731,7 @@ const ADMIN_SCHEMAS = {
   getPolicy: { request: 'policyRequestSchema', reply: 'policySchema' },
   putPolicy: { request: 'policyUpdateSchema', reply: 'policySchema' },
   listConflicts: { request: 'conflictsRequestSchema', reply: 'conflictsPageSchema' },
+  listRejectedMessages: { request: 'rejectedMessagesRequestSchema', reply: 'rejectedMessagesPageSchema' },
 };
 
 function isIngestName(name) {

@@ -183,6 +183,17 @@ const ROUTES = {
     response: { description: 'A page of conflicts, newest first.', schema: 'conflictsPageSchema' },
     errors: ['UNAVAILABLE'],
   },
+  'GET /api/v1/rejected-messages': {
+    summary: 'Messages the sync workers refused',
+    description:
+      'Mutations published on NATS for this tenant (by backend services) that can never be applied: they fail ' +
+      'their schema, their subject does not match their body, or their clock is too far ahead. The worker ' +
+      'terminated each one and kept it here with the reason. Mutations from clients are refused at the edge instead.',
+    auth: 'admin',
+    query: { schema: 'rejectedMessagesQuerySchema' },
+    response: { description: 'A page of refused messages, newest first.', schema: 'rejectedMessagesPageSchema' },
+    errors: ['UNAVAILABLE'],
+  },
   'GET /api/v1/sync/events': {
     summary: 'Changes as Server-Sent Events',
     description:

@@ -96,6 +96,16 @@ describe('HTTP and SSE', () => {
     ]);
   });
 
+  it('refuses a prototype key in the envelope as the WebSocket edge does, storing nothing', async () => {
+    const writer = await bearer('svc', 'acme', { write: ['tasks'] });
+    const item = mutation('tasks', 't-proto', { title: 'never' });
+    const raw = `{"mutations":[${JSON.stringify(item)}],"__proto__":{"admin":true}}`;
+    const { status, body } = await post(undefined, writer, raw);
+    expect(status).toBe(400);
+    expect(body).toMatchObject({ code: 'UNSAFE_INPUT' });
+    expect(await stored('acme', 'tasks')).not.toContain('t-proto');
+  });
+
   it("answers with final outcomes on request, and serves the current state and one entity's history", async () => {
     const writer = await bearer();
     const created = mutation('sheets', 'sh-1', { a: 1 });

@@ -179,6 +179,50 @@ describe('ingest: mutations published by backend services over NATS', () => {
     expect(await entityRow('acme', 'invoices', 'inv-8')).toBeUndefined();
   });
 
+  it("lists a tenant's refused messages to its administrators over HTTP, and to nobody else", async () => {
+    const subject = invoiceSubject('inv-9');
+    const refused = await publish(subject, { ...invoiceMutation('inv-9'), op: 'explode' });
+    const otherTenant = await publish(`${system.namespace}.mut.globex.invoices.inv-9`, '{"not": "a mutation"}');
+    await processed(Math.max(refused.seq, otherTenant.seq));
+
+    const list = async (tenant: string, permissions: Record<string, unknown>, query = '') => {
+      const token = await system.mintToken({ sub: 'ops', tenant, claims: { permissions } });
+      const response = await fetch(`${system.gateways[0]!.httpUrl}/api/v1/rejected-messages${query}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const admin = { admin: true };
+    const { status, body } = await list('acme', admin);
+    expect(status).toBe(200);
+    const messages = body['messages'] as Array<Record<string, unknown>>;
+    expect(messages[0]).toEqual({
+      id: expect.any(String),
+      stream: system.streams.mutations,
+      streamSeq: refused.seq,
+      subject,
+      reason: expect.stringMatching(/^schema: op: /),
+      payload: expect.stringContaining('"op":"explode"'),
+      rejectedAt: expect.any(String),
+    });
+    expect(messages.map((m) => m['subject'])).not.toContain(`${system.namespace}.mut.globex.invoices.inv-9`);
+
+    // Paged newest first.
+    const first = await list('acme', admin, '?limit=1');
+    expect(first.body['messages']).toEqual([messages[0]]);
+    const second = await list('acme', admin, `?limit=1&before=${String(first.body['nextBefore'])}`);
+    expect(second.body['messages']).toEqual([messages[1]]);
+
+    const globex = await list('globex', admin);
+    expect((globex.body['messages'] as Array<Record<string, unknown>>).map((m) => m['streamSeq'])).toEqual([
+      otherTenant.seq,
+    ]);
+    expect(await list('acme', { read: ['*'], write: ['*'] })).toMatchObject({
+      status: 403,
+      body: { code: 'FORBIDDEN' },
+    });
+  });
+
   it('publishes upsert, patch and delete with @syncline/publisher, seen in version order', async () => {
     const publisher = createPublisher({
       jetstream: js,

@@ -26,7 +26,11 @@ export const ErrorCode = {
   FORBIDDEN: 'FORBIDDEN',
   /** A bound of the connection was reached (subscriptions per connection); the request was not carried out. */
   LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
-  /** The cursor is malformed. */
+  /**
+   * A cursor of the right format that cannot be served: its sequence is not a safe integer, or it
+   * lies beyond the end of the change stream (SSE: a `Last-Event-ID` that is no position at all).
+   * A cursor of the wrong format is `VALIDATION_FAILED`.
+   */
   INVALID_CURSOR: 'INVALID_CURSOR',
   /** Too many requests; `retryAfterMs` says when to try again. */
   RATE_LIMITED: 'RATE_LIMITED',
@@ -38,7 +42,7 @@ export const ErrorCode = {
   OVERLOADED: 'OVERLOADED',
   /** A dependency (JetStream, PostgreSQL, a peer service) did not answer in time. */
   UNAVAILABLE: 'UNAVAILABLE',
-  /** The protocol version is not supported. */
+  /** WebSocket sub-protocols were offered, but not `syncline.v1`. */
   UNSUPPORTED_PROTOCOL: 'UNSUPPORTED_PROTOCOL',
   /** HTTP: no such resource or route. */
   NOT_FOUND: 'NOT_FOUND',
@@ -81,8 +85,16 @@ export const CloseCode = {
   AUTH_INVALID: 4401,
   /** The token expired and was not renewed in time: reconnect with a fresh token and resume. */
   AUTH_EXPIRED: 4402,
-  /** The protocol version offered is not supported. */
+  /** Sub-protocols were offered, but not `syncline.v1`: offer it. */
   UNSUPPORTED_PROTOCOL: 4400,
-  /** The gateway is shutting down; reconnect (to any gateway) and resume. */
+  /**
+   * The gateway is shutting down, or the client is a slow consumer (more than
+   * `MAX_BUFFERED_BYTES` of frames waiting to be sent): reconnect (to any gateway) and resume.
+   */
   GOING_AWAY: 4001,
+  /**
+   * A message exceeded 1 MiB, the WebSocket server's own limit (the standard code, sent by the
+   * server library): reconnect and resume; do not send that frame again.
+   */
+  MESSAGE_TOO_BIG: 1009,
 } as const;

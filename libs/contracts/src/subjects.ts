@@ -16,7 +16,7 @@ import { assertName, encodeEntityIdToken } from './identifiers.js';
  */
 export class Subjects {
   constructor(readonly namespace: string) {
-    assertName('tenant', namespace);
+    assertName('namespace', namespace);
   }
 
   mutation(tenant: string, entityType: string, entityId: string): string {
@@ -58,7 +58,7 @@ export class Subjects {
   }
 
   outcome(gatewayId: string): string {
-    return `${this.namespace}.outcome.${assertName('tenant', gatewayId)}`;
+    return `${this.namespace}.outcome.${assertName('gateway id', gatewayId)}`;
   }
 
   /** Administration requests (conflict policies, recorded conflicts), answered by the conflict services. */

@@ -12,6 +12,7 @@ import { PublishWatermarkFromChangeLog1732665600000 } from './migrations/1732665
 import { PublishedChangesIndex1732752000000 } from './migrations/1732752000000-published-changes-index.js';
 import { ChangePositionsAndBatchOutbox1732838400000 } from './migrations/1732838400000-change-positions-and-batch-outbox.js';
 import { MutationStreamOrder1732924800000 } from './migrations/1732924800000-mutation-stream-order.js';
+import { RejectedMessageTenant1733011200000 } from './migrations/1733011200000-rejected-message-tenant.js';
 
 export const ENTITIES = [
   EntityRecord,
@@ -28,6 +29,7 @@ export const MIGRATIONS = [
   PublishedChangesIndex1732752000000,
   ChangePositionsAndBatchOutbox1732838400000,
   MutationStreamOrder1732924800000,
+  RejectedMessageTenant1733011200000,
 ];
 
 export interface DataSourceOptions {

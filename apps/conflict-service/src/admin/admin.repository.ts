@@ -1,11 +1,28 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import type { ConflictsPage, ConflictsRequest, PolicyUpdate } from '@syncline/contracts';
+import type {
+  ConflictsPage,
+  ConflictsRequest,
+  PolicyUpdate,
+  RejectedMessagesPage,
+  RejectedMessagesRequest,
+} from '@syncline/contracts';
 import { DATA_SOURCE } from '@syncline/platform';
 
 const DEFAULT_CONFLICTS_PAGE = 50;
+const DEFAULT_REJECTED_PAGE = 50;
 
-/** Writes conflict policies and reads recorded conflicts, for administrators. */
+interface RejectedMessageRow {
+  id: string;
+  stream: string;
+  stream_seq: string;
+  subject: string;
+  reason: string;
+  payload: string;
+  created_at: Date;
+}
+
+/** Writes conflict policies and reads recorded conflicts and refused messages, for administrators. */
 @Injectable()
 export class AdminRepository {
   constructor(@Inject(DATA_SOURCE) private readonly dataSource: DataSource) {}
@@ -43,6 +60,28 @@ export class AdminRepository {
     const page = rows.slice(0, limit).map(toRecordedConflict);
     const last = page[page.length - 1];
     return { conflicts: page, ...(rows.length > limit && last ? { nextBefore: last.id } : {}) };
+  }
+
+  /** The messages the sync workers terminated, of one tenant, newest first, paged backwards by id. */
+  async rejectedMessages(request: RejectedMessagesRequest): Promise<RejectedMessagesPage> {
+    const limit = request.limit ?? DEFAULT_REJECTED_PAGE;
+    const rows: RejectedMessageRow[] = await this.dataSource.query(
+      `SELECT id, stream, stream_seq, subject, reason, payload, created_at FROM rejected_messages
+        WHERE tenant = $1 AND ($2::bigint IS NULL OR id < $2)
+        ORDER BY id DESC LIMIT $3`,
+      [request.tenant, request.before ?? null, limit + 1],
+    );
+    const messages = rows.slice(0, limit).map((row) => ({
+      id: String(row.id),
+      stream: row.stream,
+      streamSeq: Number(row.stream_seq),
+      subject: row.subject,
+      reason: row.reason,
+      payload: row.payload,
+      rejectedAt: row.created_at.toISOString(),
+    }));
+    const last = messages[messages.length - 1];
+    return { messages, ...(rows.length > limit && last ? { nextBefore: last.id } : {}) };
   }
 }
 

@@ -7,6 +7,7 @@ import {
   conflictsRequestSchema,
   policyRequestSchema,
   policyUpdateSchema,
+  rejectedMessagesRequestSchema,
   type Policy,
 } from '@syncline/contracts';
 import { CONFIG, JsonResponder, LOGGER, NATS, type Logger } from '@syncline/platform';
@@ -17,7 +18,8 @@ import { AdminRepository } from './admin.repository.js';
 
 /**
  * Answers the gateway's administration requests: read and set a conflict policy, list recorded
- * conflicts. The gateway has checked the admin right; the tenant comes from its token.
+ * conflicts and the messages the workers refused. The gateway has checked the admin right; the
+ * tenant comes from its token.
  */
 @Injectable()
 export class AdminResponder implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -46,6 +48,9 @@ export class AdminResponder implements OnApplicationBootstrap, OnApplicationShut
     });
     this.responder.serve(subjects.admin(AdminRequest.listConflicts), conflictsRequestSchema, (request) =>
       this.repository.conflicts(request),
+    );
+    this.responder.serve(subjects.admin(AdminRequest.listRejectedMessages), rejectedMessagesRequestSchema, (request) =>
+      this.repository.rejectedMessages(request),
     );
   }
 

@@ -8,8 +8,11 @@ import {
   entityTypeSchema,
   policyBodySchema,
   policySchema,
+  rejectedMessagesPageSchema,
+  rejectedMessagesQuerySchema,
   type ConflictsPage,
   type Policy,
+  type RejectedMessagesPage,
 } from '@syncline/contracts';
 import { CONFIG, NATS, requestJson } from '@syncline/platform';
 import type { z } from 'zod';
@@ -23,7 +26,8 @@ type RequestWithParams = HttpRequest & { readonly params: Record<string, string>
 
 /**
  * Administration of the caller's tenant, for tokens with the admin right: conflict policies per
- * entity type, and the conflicts recorded with both sides, the base and the result.
+ * entity type, the conflicts recorded with both sides, the base and the result, and the messages
+ * backend services published that the workers refused.
  */
 @Controller('api/v1')
 export class AdminController {
@@ -59,6 +63,22 @@ export class AdminController {
     requireAdmin(principal);
     const query = parseInput(conflictsQuerySchema, { ...request.query }, 'query');
     return this.ask(AdminRequest.listConflicts, { ...query, tenant: principal.tenant }, conflictsPageSchema);
+  }
+
+  /**
+   * Messages published to MUTATIONS for this tenant that can never be applied, newest first, with
+   * the reason; paged with `before`.
+   */
+  @Get('rejected-messages')
+  async rejectedMessages(@Req() request: HttpRequest): Promise<RejectedMessagesPage> {
+    const principal = await this.auth.principal(request);
+    requireAdmin(principal);
+    const query = parseInput(rejectedMessagesQuerySchema, { ...request.query }, 'query');
+    return this.ask(
+      AdminRequest.listRejectedMessages,
+      { ...query, tenant: principal.tenant },
+      rejectedMessagesPageSchema,
+    );
   }
 
   private async adminOf(request: RequestWithParams): Promise<{ tenant: string; entityType: string }> {

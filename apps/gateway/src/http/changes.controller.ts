@@ -75,7 +75,7 @@ export class ChangesController {
     const receivedAt = Date.now();
     const principal = await this.auth.principal(request);
     const { wait } = parseInput(batchOptionsSchema, { ...request.query }, 'query');
-    const { mutations } = parseInput(batchRequestSchema, request.body, 'body', { checkValues: false });
+    const { mutations } = parseInput(batchRequestSchema, request.body, 'body', { itemsKey: 'mutations' });
     const results = await Promise.all(
       mutations.map((item, index) => this.submitOne(principal, item, index, receivedAt, wait === 'true')),
     );

@@ -1,18 +1,18 @@
-import { ErrorCode, SynclineError, findUnsafeJson } from '@syncline/contracts';
+import { ErrorCode, SynclineError, findUnsafeJson, isJsonObject } from '@syncline/contracts';
 import type { z } from 'zod';
 
 /**
  * Parses outside input with its schema, or throws the same errors WebSocket frames get. A batch
- * envelope passes `checkValues: false` and leaves each item's values to its own check, so that
- * one unsafe item does not refuse the others.
+ * envelope names its list in `itemsKey`: the envelope is checked, and each item's values are left
+ * to the item's own check, so that one unsafe item does not refuse the others.
  */
 export function parseInput<S extends z.ZodType>(
   schema: S,
   input: unknown,
   what: string,
-  { checkValues = true } = {},
+  { itemsKey }: { itemsKey?: string } = {},
 ): z.output<S> {
-  const unsafe = checkValues ? findUnsafeJson(input) : undefined;
+  const unsafe = findUnsafeJson(itemsKey && isJsonObject(input) ? { ...input, [itemsKey]: [] } : input);
   if (unsafe) throw new SynclineError(ErrorCode.UNSAFE_INPUT, `${what} rejected: ${unsafe}`);
   const parsed = schema.safeParse(input);
   if (!parsed.success) {

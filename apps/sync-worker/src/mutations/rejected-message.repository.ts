@@ -19,6 +19,8 @@ export class RejectedMessageRepository {
       stream,
       streamSeq: String(streamSeq),
       subject,
+      // `<ns>.mut.<tenant>.…`: whose administrators see it.
+      tenant: subject.split('.')[2]?.slice(0, 256) || null,
       reason: reason.slice(0, 2000).replaceAll('\u0000', '\uFFFD'),
       payload,
     });

@@ -5,13 +5,15 @@ import { jsonObjectSchema } from '../json-value-schemas.js';
 
 /*
  * Administration requests the conflict services answer over NATS (queue group), for the
- * gateway's admin HTTP routes: conflict policies per entity type, and recorded conflicts.
+ * gateway's admin HTTP routes: conflict policies per entity type, recorded conflicts, and the
+ * messages the sync workers refused.
  */
 
 export const AdminRequest = {
   getPolicy: 'policy.get',
   putPolicy: 'policy.put',
   listConflicts: 'conflicts.list',
+  listRejectedMessages: 'rejected.list',
 } as const;
 export type AdminRequest = (typeof AdminRequest)[keyof typeof AdminRequest];
 
@@ -35,16 +37,18 @@ export type Policy = z.infer<typeof policySchema>;
 
 export const MAX_CONFLICTS_PAGE = 200;
 
+/** Page backwards: records before this id (the `nextBefore` of the previous page). */
+const beforeSchema = z
+  .string()
+  .regex(/^\d{1,19}$/)
+  .optional();
+
 /** `GET /api/v1/conflicts` query, and the request behind it (with the tenant). */
 export const conflictsQuerySchema = z.strictObject({
   entityType: entityTypeSchema.optional(),
   entityId: entityIdSchema.optional(),
   limit: z.coerce.number().int().min(1).max(MAX_CONFLICTS_PAGE).optional(),
-  /** Page backwards: conflicts recorded before this id (the `nextBefore` of the previous page). */
-  before: z
-    .string()
-    .regex(/^\d{1,19}$/)
-    .optional(),
+  before: beforeSchema,
 });
 export const conflictsRequestSchema = conflictsQuerySchema.extend({ tenant: tenantSchema });
 export type ConflictsRequest = z.infer<typeof conflictsRequestSchema>;
@@ -74,3 +78,40 @@ export const conflictsPageSchema = z.strictObject({
   nextBefore: z.string().optional(),
 });
 export type ConflictsPage = z.infer<typeof conflictsPageSchema>;
+
+export const MAX_REJECTED_MESSAGES_PAGE = 200;
+
+/** `GET /api/v1/rejected-messages` query, and the request behind it (with the tenant). */
+export const rejectedMessagesQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(MAX_REJECTED_MESSAGES_PAGE).optional(),
+  before: beforeSchema,
+});
+export const rejectedMessagesRequestSchema = rejectedMessagesQuerySchema.extend({ tenant: tenantSchema });
+export type RejectedMessagesRequest = z.infer<typeof rejectedMessagesRequestSchema>;
+
+/**
+ * A message published to MUTATIONS that can never be applied (it fails its schema, its subject
+ * does not match its body, its clock is too far ahead): the sync worker terminated it and kept
+ * this record. Mutations from clients are refused at the gateway, so these come from backend
+ * services publishing on NATS.
+ */
+export const rejectedMessageSchema = z.strictObject({
+  id: z.string(),
+  stream: z.string(),
+  /** Its sequence in the stream. */
+  streamSeq: z.number().int(),
+  subject: z.string(),
+  /** Why it was refused: the first failing schema path, or the rule it broke. */
+  reason: z.string(),
+  /** The first 8 KiB of the message as received, as text (invalid UTF-8 replaced). */
+  payload: z.string(),
+  rejectedAt: z.string(),
+});
+export type RejectedMessage = z.infer<typeof rejectedMessageSchema>;
+
+export const rejectedMessagesPageSchema = z.strictObject({
+  messages: z.array(rejectedMessageSchema),
+  /** Pass as `before` for older messages; absent on the last page. */
+  nextBefore: z.string().optional(),
+});
+export type RejectedMessagesPage = z.infer<typeof rejectedMessagesPageSchema>;

@@ -7,6 +7,8 @@ export class RejectedMessageRecord {
   @Column({ type: 'text' }) stream!: string;
   @Column({ name: 'stream_seq', type: 'bigint' }) streamSeq!: string;
   @Column({ type: 'text' }) subject!: string;
+  /** The subject's tenant token, as received (null if the subject is too short to have one). */
+  @Column({ type: 'text', nullable: true }) tenant!: string | null;
   @Column({ type: 'text' }) reason!: string;
   /** The first bytes of the message, as text with invalid UTF-8 replaced. */
   @Column({ type: 'text' }) payload!: string;
