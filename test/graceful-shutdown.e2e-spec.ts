@@ -5,7 +5,7 @@ import { connect as connectNats, type NatsConnection } from '@nats-io/transport-
 import { DifferentialSyncClient, MemoryStorage, nodeWebSocketFactory } from '@syncline/client/node';
 import { CloseCode, type JsonObject, type JsonValue } from '@syncline/contracts';
 import { eventually } from './support/eventually.js';
-import { expectLedgerAndOrder as expectLedgerAndOrderOf } from './support/invariants.js';
+import { expectLastStoredWins, expectLedgerAndOrder as expectLedgerAndOrderOf } from './support/invariants.js';
 import { OpenLoopLoad, Writer, acceptedIds, metricSum, report, withDeadline } from './support/protocol-load.js';
 import { TestSystem, type ExitInfo, type GatewayInfo, type ServiceName } from './support/system.js';
 import { TcpProxy, portOf } from './support/tcp-proxy.js';
@@ -212,12 +212,7 @@ describe('graceful shutdown on SIGTERM', () => {
     );
     await expectLedgerAndOrder(entityType, accepted);
     const settledMs = Date.now() - loadStoppedAt;
-    // Per entity, the later write wins (under merge, whichever worker met it first).
-    const finals = await system.query<{ entity_id: string; n: number }>(
-      `SELECT entity_id, (data->>'n')::int AS n FROM entities WHERE tenant = $1 AND entity_type = $2`,
-      [TENANT, entityType],
-    );
-    expect(new Map(finals.map((row) => [row.entity_id, row.n]))).toEqual(load.lastValues);
+    await expectLastStoredWins(system, TENANT, entityType, load.values);
 
     // The graceful part: what the stopped worker held was committed and acked, so JetStream
     // delivered (almost) no message twice and the survivor met (almost) none again as a replay.

@@ -85,6 +85,31 @@ export async function expectLedgerAndOrder(
   }
 }
 
+/**
+ * The write stored last wins: each entity's `n` is that of its mutation with the highest
+ * MUTATIONS sequence, whichever worker met which mutation first. (A mutation refused for load
+ * and sent again is stored after those sent meanwhile: the last one sent need not win.)
+ */
+export async function expectLastStoredWins(
+  system: TestSystem,
+  tenant: string,
+  entityType: string,
+  valueOf: ReadonlyMap<string, number>,
+): Promise<void> {
+  const lastStored = await system.query<{ entity_id: string; mutation_id: string }>(
+    `SELECT DISTINCT ON (entity_id) entity_id, mutation_id FROM changes
+      WHERE tenant = $1 AND entity_type = $2 ORDER BY entity_id, mutation_seq DESC`,
+    [tenant, entityType],
+  );
+  const finals = await system.query<{ entity_id: string; n: number }>(
+    `SELECT entity_id, (data->>'n')::int AS n FROM entities WHERE tenant = $1 AND entity_type = $2`,
+    [tenant, entityType],
+  );
+  expect(new Map(finals.map((row) => [row.entity_id, row.n]))).toEqual(
+    new Map(lastStored.map((row) => [row.entity_id, valueOf.get(row.mutation_id)])),
+  );
+}
+
 export function sameState(copy: ReadonlyMap<string, EntityState>, server: ReadonlyMap<string, EntityState>): boolean {
   if (copy.size !== server.size) return false;
   for (const [id, state] of server) {

@@ -94,8 +94,8 @@ export class Writer {
  * hinted delay, as the protocol asks. A window reports what was offered and persisted in it.
  */
 export class OpenLoopLoad {
-  /** The last value sent per entity id. */
-  readonly lastValues = new Map<string, number>();
+  /** The value `n` each mutation sets, by mutation id. */
+  readonly values = new Map<string, number>();
   readonly ratePerSecond: number;
   sent = 0;
   /** Sent on the schedule (not in bursts). */
@@ -171,8 +171,10 @@ export class OpenLoopLoad {
     const n = this.sent;
     const counter = (this.counters[c] = (this.counters[c] ?? 0) + 1);
     const entityId = this.entityFor(c, counter);
+    const id = mutationId();
+    this.values.set(id, n);
     this.send(client, {
-      mutationId: mutationId(),
+      mutationId: id,
       entityType: this.entityType,
       entityId,
       op: 'patch',
@@ -181,7 +183,6 @@ export class OpenLoopLoad {
       vectorClock: { [node]: counter },
       hlc: hlcNow(node),
     });
-    this.lastValues.set(entityId, n);
     this.sent += 1;
   }
 
