@@ -21,10 +21,9 @@ export const syncWorkerEnvSchema = commonEnvSchema
      */
     WORKER_ENTITY_CACHE_SIZE: z.coerce.number().int().min(0).default(50_000),
     /**
-     * How long each pull request for mutations lasts. Heartbeats come at half of it; two missed
-     * ones (the node serving the consumer died) make the worker pull again. Shorter means a
-     * faster recovery from a NATS node failure, at one idle request per interval. The NATS
-     * client takes no less than a second.
+     * How long each pull request for mutations lasts while there is nothing to take: one idle
+     * request per interval. Losing the pull (the node serving the consumer died) is noticed from
+     * the heartbeats, every 500 ms, not from this. The NATS client takes no less than a second.
      */
     WORKER_PULL_EXPIRES_MS: z.coerce.number().int().min(1000).default(5_000),
     /**

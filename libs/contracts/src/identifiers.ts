@@ -28,7 +28,10 @@ export const entityIdSchema = z
   .refine((id) => !LONE_SURROGATE.test(id), 'entity id must be well-formed Unicode');
 
 /** Checks a tenant or entity type, throwing `INVALID_IDENTIFIER` with the reason. */
-export function assertName(kind: 'tenant' | 'entity type' | 'namespace' | 'gateway id', value: string): string {
+export function assertName(
+  kind: 'tenant' | 'entity type' | 'namespace' | 'gateway id' | 'stream',
+  value: string,
+): string {
   if (!NAME_PATTERN.test(value)) {
     throw new SynclineError(
       ErrorCode.INVALID_IDENTIFIER,

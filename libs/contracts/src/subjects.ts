@@ -66,6 +66,14 @@ export class Subjects {
     return `${this.namespace}.admin.${request}`;
   }
 
+  /**
+   * The advisory nats-server publishes when a stream gets a new leader (JetStream's own subject,
+   * outside the namespace).
+   */
+  streamLeaderElected(stream: string): string {
+    return `$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${assertName('stream', stream)}`;
+  }
+
   query(name: QueryName): string {
     return `${this.namespace}.query.${name}`;
   }

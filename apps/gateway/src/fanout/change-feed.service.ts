@@ -1,5 +1,5 @@
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { NatsConnection, Subscription as NatsSubscription } from '@nats-io/nats-core';
 import { Subjects } from '@syncline/contracts';
 import {
   CONFIG,
@@ -40,9 +40,10 @@ const IDLE_FEED_MS = 30_000;
  * its clients asked for, never the firehose.
  */
 @Injectable()
-export class ChangeFeedService implements OnApplicationShutdown {
+export class ChangeFeedService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly feeds = new Map<string, TypeFeed>();
   private readonly subjects: Subjects;
+  private leaderElections: NatsSubscription | undefined;
 
   constructor(
     private readonly positions: StreamPositionService,
@@ -85,7 +86,30 @@ export class ChangeFeedService implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * A feed's consumer may be lost with a NATS node without saying so, and nats.js then waits for
+   * the node to come back: every feed starts a new consumer when CHANGES gets a new leader, and
+   * when this gateway reconnected to another server (the consumer may have lived on the one it
+   * lost, and nats.js checks on it with requests nothing answers until that server returns).
+   */
+  onApplicationBootstrap(): void {
+    this.leaderElections = this.nats.subscribe(this.subjects.streamLeaderElected(this.config.CHANGES_STREAM), {
+      callback: () => this.restartFeeds('change stream has a new leader'),
+    });
+    void (async () => {
+      for await (const status of this.nats.status()) {
+        if (status.type === 'reconnect') this.restartFeeds('reconnected to NATS');
+      }
+    })();
+  }
+
+  private restartFeeds(why: string): void {
+    this.logger.warn({ stream: this.config.CHANGES_STREAM, feeds: this.feeds.size }, `${why}: restarting change feeds`);
+    for (const feed of this.feeds.values()) feed.messages?.restart();
+  }
+
   async onApplicationShutdown(): Promise<void> {
+    this.leaderElections?.unsubscribe();
     await Promise.all([...this.feeds.values()].map((feed) => this.stopFeed(feed)));
   }
 

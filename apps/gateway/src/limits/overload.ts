@@ -20,7 +20,7 @@ const MAX_RETRY_MS = 10_000;
 
 /** What the gateway knows of the workers' queue. */
 export interface QueueState {
-  /** Mutations stored in MUTATIONS and not yet processed. */
+  /** Mutations stored in MUTATIONS that no worker has taken yet. */
   readonly backlog: number;
   /** Mutations the workers process per second, smoothed. */
   readonly drainPerSecond: number;
@@ -111,8 +111,11 @@ export class Overload implements OnApplicationBootstrap, OnApplicationShutdown {
     this.sampling = true;
     try {
       const info = await this.workerQueue.read(SAMPLE_INTERVAL_MS * 4);
-      if (info)
-        this.update(info.num_pending + info.num_ack_pending, info.delivered.consumer_seq - info.num_ack_pending);
+      // The queue is what waits for a worker. What workers hold is not: it is bounded by their
+      // prefetch, and after a NATS failover it includes what the lost node sent out and never
+      // delivered, which waits for the ack wait. Counted, it read as a long queue at a near-zero
+      // drain rate, and every write was refused for up to 10 s after the cluster had recovered.
+      if (info) this.update(info.num_pending, info.delivered.consumer_seq - info.num_ack_pending);
       else {
         // Unknown is not overloaded.
         if (this.state.shedding) this.logger.warn("the workers' queue cannot be read; admitting mutations");
