@@ -3,8 +3,8 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { NatsCluster } from './support/nats-cluster.js';
 import { TestSystem } from './support/system.js';
+import { startNats, type DisposableNats } from './support/test-services.js';
 import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
 
 /**
@@ -15,18 +15,18 @@ import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
  */
 describe('deployments sharing one NATS server', () => {
   const FITTING = { MUTATIONS_STREAM_MAX_BYTES: '16MB', CHANGES_STREAM_MAX_BYTES: '24MB' };
-  let nats: NatsCluster;
+  let nats: DisposableNats;
 
   beforeAll(async () => {
-    nats = await NatsCluster.start({ nodes: 1, maxFileStore: '96MB' });
+    nats = await startNats({ maxFileStore: '96MB' });
   });
 
   afterAll(async () => {
-    await nats?.stop();
+    await nats?.destroy();
   });
 
   async function streamNames(): Promise<string[]> {
-    const nc = await connect({ servers: nats.servers });
+    const nc = await connect({ servers: nats.url });
     try {
       const jsm = await jetstreamManager(nc);
       const names: string[] = [];
@@ -38,7 +38,7 @@ describe('deployments sharing one NATS server', () => {
   }
 
   it('runs two namespaces side by side, each seeing only its own changes', async () => {
-    const env = { NATS_URL: nats.urls, ...FITTING };
+    const env = { NATS_URL: nats.url, ...FITTING };
     const systems = await Promise.all([TestSystem.start({ gateways: 1, env }), TestSystem.start({ gateways: 1, env })]);
     const clients: TestClient[] = [];
     try {
@@ -97,7 +97,7 @@ describe('deployments sharing one NATS server', () => {
       const { code, stderr } = await boot(service, {
         NODE_ENV: 'test',
         LOG_LEVEL: 'silent',
-        NATS_URL: nats.urls,
+        NATS_URL: nats.url,
         SYNC_NAMESPACE: `ns${suffix}`,
         ...names,
         // MUTATIONS fits and is created first; CHANGES does not fit beside it.

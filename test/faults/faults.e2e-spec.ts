@@ -1,13 +1,12 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { isDeepStrictEqual, promisify } from 'node:util';
+import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { jsonEqual } from '@syncline/delta';
 import { eventually } from '../support/eventually.js';
 import { expectLedgerAndOrder, longestPause, serverState } from '../support/invariants.js';
 import { ProductionShape } from '../support/production-shape.js';
 import { type TestSystem } from '../support/system.js';
+import { startPostgres, type DisposablePostgres } from '../support/test-services.js';
 import { Fleet, sleep } from './fleet.js';
 
 /**
@@ -35,7 +34,6 @@ const NATS_OUTAGE_MS = FULL ? 20_000 : 10_000;
 /** After the load stops, how long every client may take to get the outcome of every change. */
 const SETTLE_MS = 60_000;
 const TENANT = 'acme';
-const run = promisify(execFile);
 
 interface FaultReport {
   readonly fault: string;
@@ -55,15 +53,20 @@ describe(`faults under load (${FULL ? 'full' : 'short'} form)`, () => {
   let system: TestSystem;
   const reports: FaultReport[] = [];
 
+  // The PostgreSQL fault stops a server of the suite's own, never the machine's.
+  let postgres: DisposablePostgres;
+
   beforeAll(async () => {
+    postgres = await startPostgres();
     // What a SIGKILLed worker held comes back to the other worker after the ack wait.
-    shape = await ProductionShape.start({ gateways: 2, workerAckWaitMs: 5000 });
+    shape = await ProductionShape.start({ gateways: 2, workerAckWaitMs: 5000, databaseUrl: postgres.url });
     system = shape.system;
   }, 90_000);
 
   afterAll(async () => {
     await writeReport(reports).catch(() => undefined);
     await shape?.stop();
+    await postgres?.destroy();
   });
 
   /**
@@ -254,19 +257,12 @@ describe(`faults under load (${FULL ? 'full' : 'short'} form)`, () => {
     });
   }, 120_000);
 
-  const postgres = localPostgresCluster();
-  (postgres ? it : it.skip)(
-    'PostgreSQL stops and comes back: workers retry, nothing is lost',
-    async () => {
-      await underLoad('PostgreSQL restart', 'postgres-restart', async () => {
-        await run('pg_ctlcluster', ['--skip-systemctl-redirect', postgres!, 'main', 'stop', '-m', 'fast']);
-        await sleep(PLAN.outageMs);
-        await run('pg_ctlcluster', ['--skip-systemctl-redirect', postgres!, 'main', 'start']);
-        return `down for ${PLAN.outageMs / 1000} s`;
-      });
-    },
-    120_000,
-  );
+  it('PostgreSQL stops and comes back: workers retry, nothing is lost', async () => {
+    await underLoad('PostgreSQL restart', 'postgres-restart', async () => {
+      await postgres.outage(PLAN.outageMs);
+      return `down for ${PLAN.outageMs / 1000} s`;
+    });
+  }, 120_000);
 
   it('a client cut off from its gateway long enough for heartbeats to fail', async () => {
     const fleet = await underLoad('client partition', 'partition', async (running) => {
@@ -280,17 +276,6 @@ describe(`faults under load (${FULL ? 'full' : 'short'} form)`, () => {
     expect(fleet.clients[0]!.reconnects).toBeGreaterThan(0);
   }, 120_000);
 });
-
-/**
- * The version of the local PostgreSQL cluster that this machine's `pg_ctlcluster` manages, when
- * the tests use it; otherwise the PostgreSQL fault cannot be injected here and is skipped.
- */
-function localPostgresCluster(): string | undefined {
-  const url = new URL(process.env['DATABASE_URL'] ?? 'postgres://127.0.0.1:5432/postgres');
-  if (!['127.0.0.1', 'localhost'].includes(url.hostname)) return undefined;
-  if (!existsSync('/usr/bin/pg_ctlcluster') || !existsSync('/etc/postgresql')) return undefined;
-  return readdirSync('/etc/postgresql')[0];
-}
 
 /** The table of longest pauses, for the README and the operations notes. */
 async function writeReport(reports: readonly FaultReport[]): Promise<void> {

@@ -15,6 +15,8 @@ export interface ProductionShapeOptions {
   /** How long a delivery whose ack was lost (with a worker or a consumer leader) waits to come back. */
   readonly workerAckWaitMs: number;
   readonly serviceEnv?: TestSystemOptions['serviceEnv'];
+  /** The PostgreSQL server to create the system's database on (default: `DATABASE_URL`'s). */
+  readonly databaseUrl?: string;
 }
 
 /**
@@ -41,6 +43,7 @@ export class ProductionShape {
           NATS_URL: cluster.urls,
           STREAM_REPLICAS: '3',
           WORKER_ACK_WAIT_MS: String(options.workerAckWaitMs),
+          ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
         },
         ...(options.serviceEnv ? { serviceEnv: options.serviceEnv } : {}),
       });
