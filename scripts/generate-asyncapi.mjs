@@ -543,6 +543,7 @@ class NatsPart {
     this.mutations();
     this.changes();
     this.conflictPolicies();
+    this.tenantUsage();
     this.outcomes();
     for (const [key, name] of Object.entries(contracts.QueryName)) this.query(key, name);
     for (const [key, request] of Object.entries(contracts.AdminRequest ?? {})) this.admin(key, request);
@@ -674,6 +675,20 @@ class NatsPart {
       [changed],
       'Every sync worker and conflict service (no queue group).',
     );
+  }
+
+  tenantUsage() {
+    const usage = this.schemaMessage('tenantUsageSchema');
+    this.channel(
+      'tenantUsage',
+      this.address('tenantUsage'),
+      'What each gateway accepted per tenant since its previous report (every 100 ms): every other gateway ' +
+        "debits its copy of the tenant's token bucket by as much, so a tenant's mutation rate limit holds for " +
+        'the cluster, not once per gateway. Core NATS: a lost report lets a tenant through a little more for a moment.',
+      [usage],
+    );
+    this.operation('reportTenantUsage', 'send', 'tenantUsage', [usage], 'Every gateway.');
+    this.operation('receiveTenantUsage', 'receive', 'tenantUsage', [usage], 'Every other gateway (no queue group).');
   }
 
   outcomes() {

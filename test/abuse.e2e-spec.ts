@@ -22,7 +22,7 @@ describe('abuse limits', () => {
 
   beforeAll(async () => {
     system = await TestSystem.start({
-      gateways: 1,
+      gateways: 2,
       serviceEnv: {
         gateway: {
           RATE_LIMIT_FRAMES_PER_SECOND: String(FRAMES_PER_SECOND),
@@ -39,9 +39,11 @@ describe('abuse limits', () => {
     await system?.stop();
   });
 
-  async function connect(user: string, tenant: string): Promise<TestClient> {
+  async function connect(user: string, tenant: string, gateway = 0): Promise<TestClient> {
     const token = await system.mintToken({ sub: user, tenant });
-    const client = await TestClient.connect(system.gateways[0]!.url, token, { clientId: `${user}-${clients.length}` });
+    const client = await TestClient.connect(system.gateways[gateway]!.url, token, {
+      clientId: `${user}-${clients.length}`,
+    });
     clients.push(client);
     return client;
   }
@@ -154,6 +156,36 @@ describe('abuse limits', () => {
     expect(refused.length).toBeGreaterThan(0);
     for (const frame of refused) expect(frame.payload.message).toMatch(/tenant/);
     for (const { mutationId: id } of others) expect((await other.waitForOutcome(id)).payload.status).toBe('applied');
+  });
+
+  it("holds a tenant's rate across gateways, not once per gateway", async () => {
+    // Two connections on each gateway, each at 25 mutations/s (under its frame limit) for 4 s:
+    // 100/s offered against the tenant's 20/s.
+    const writers = await Promise.all([0, 0, 1, 1].map((gateway, i) => connect(`w${i}`, 'spread', gateway)));
+    const perWriter = 100;
+    const started = performance.now();
+    await Promise.all(
+      writers.map(async (client, c) => {
+        for (let i = 0; i < perWriter; i++) {
+          sendMutation(client, 'jobs', `g-${c}-${i}`, { i });
+          await new Promise((resolve) => setTimeout(resolve, 40));
+        }
+      }),
+    );
+    const elapsedS = (performance.now() - started) / 1000;
+    const acceptedOf = (client: TestClient) =>
+      client.framesOf('ack').filter((frame) => frame.payload.status === 'accepted').length;
+    const refusedOf = (client: TestClient) => client.framesOf('error').filter(isRateLimited).length;
+    await eventually(
+      () => writers.every((client) => acceptedOf(client) + refusedOf(client) === perWriter),
+      'every frame to be answered',
+    );
+    const accepted = writers.reduce((sum, client) => sum + acceptedOf(client), 0);
+    // Gateways learn what the other accepted within 100 ms, so at most the other's burst gets
+    // through twice. Limits enforced once per gateway would let through 2 × (burst + rate × time).
+    const burst = 2 * TENANT_MUTATIONS_PER_SECOND;
+    expect(accepted).toBeLessThanOrEqual(2 * burst + TENANT_MUTATIONS_PER_SECOND * elapsedS);
+    expect(accepted).toBeGreaterThanOrEqual(TENANT_MUTATIONS_PER_SECOND * (elapsedS - 2));
   });
 
   it('lands every change of an SDK client that writes faster than allowed, once', async () => {

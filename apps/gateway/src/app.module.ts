@@ -4,6 +4,7 @@ import { SessionService } from './auth/session.service.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { Overload } from './limits/overload.js';
 import { RateLimits } from './limits/rate-limits.js';
+import { TenantUsageExchange } from './limits/tenant-usage.exchange.js';
 import { WorkerQueue } from './limits/worker-queue.js';
 import type { GatewayConfig } from './config.js';
 import { ConnectionRegistry } from './connections/connection.registry.js';
@@ -43,6 +44,7 @@ export class AppModule {
         SubscriptionService,
         SessionService,
         RateLimits,
+        TenantUsageExchange,
         WorkerQueue,
         Overload,
         HttpAuth,

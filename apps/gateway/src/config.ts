@@ -22,7 +22,7 @@ export const gatewayEnvSchema = commonEnvSchema
     MAX_SUBSCRIPTIONS_PER_CONNECTION: positiveInt(100),
     /** Frames a second one connection may send (pings aside), with bursts of twice as many. */
     RATE_LIMIT_FRAMES_PER_SECOND: positiveInt(500),
-    /** Mutations a second one tenant may send through one gateway, with bursts of twice as many. */
+    /** Mutations a second one tenant may send through all gateways together, with bursts of twice as many. */
     RATE_LIMIT_TENANT_MUTATIONS_PER_SECOND: positiveInt(5_000),
     /**
      * New mutations get `OVERLOADED` while the workers' queue holds more than this much work (at

@@ -21,3 +21,4 @@ export * from './bus/messages.js';
 export * from './bus/admin.js';
 export * from './ingest.js';
 export * from './bus/policies.js';
+export * from './bus/limits.js';

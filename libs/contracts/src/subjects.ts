@@ -12,6 +12,7 @@ import { assertName, encodeEntityIdToken } from './identifiers.js';
  *   <ns>.conflict.policy              which strategy decides an entity type's conflicts (queue group)
  *   <ns>.conflict.policy.changed      a policy was set: whoever keeps policies drops it
  *   <ns>.outcome.<gatewayId>          a mutation's outcome, sent to the gateway that took it
+ *   <ns>.limits.usage                 mutations each gateway accepted per tenant: shared rate limits
  *   <ns>.query.<name>                 read queries served by the sync workers (queue group)
  */
 export class Subjects {
@@ -59,6 +60,11 @@ export class Subjects {
 
   outcome(gatewayId: string): string {
     return `${this.namespace}.outcome.${assertName('gateway id', gatewayId)}`;
+  }
+
+  /** Each gateway's recent mutations per tenant, heard by every gateway (rate limits hold cluster-wide). */
+  tenantUsage(): string {
+    return `${this.namespace}.limits.usage`;
   }
 
   /** Administration requests (conflict policies, recorded conflicts), answered by the conflict services. */

@@ -9,14 +9,20 @@ import { TokenBucket } from './token-bucket.js';
 const MAX_TENANT_BUCKETS = 10_000;
 
 /**
- * Per-connection frame and per-tenant mutation rates (token buckets, bursts of twice the rate),
- * enforced by each gateway on its own traffic. A refused frame is not carried out and gets
- * `RATE_LIMITED` with `retryAfterMs`; the connection stays open.
+ * Per-connection frame and per-tenant mutation rates (token buckets, bursts of twice the rate).
+ * A refused frame is not carried out and gets `RATE_LIMITED` with `retryAfterMs`; the
+ * connection stays open.
+ *
+ * A connection lives on one gateway. A tenant's clients spread over all of them, so each
+ * gateway also debits its tenant buckets by what the others accepted (`TenantUsageExchange`):
+ * the limit holds for the cluster, not once per gateway.
  */
 @Injectable()
 export class RateLimits {
   private readonly connections = new WeakMap<Connection, TokenBucket>();
   private readonly tenants = new Map<string, TokenBucket>();
+  /** Mutations accepted per tenant since the last report to the other gateways. */
+  private accepted = new Map<string, number>();
 
   constructor(@Inject(CONFIG) private readonly config: GatewayConfig) {}
 
@@ -38,6 +44,23 @@ export class RateLimits {
 
   /** Counts one mutation of a tenant, whichever connection or request of this gateway it came from. */
   admitTenantMutation(tenant: string): void {
+    refuseIfWaiting(this.tenantBucket(tenant).take(), 'this tenant sends mutations too fast');
+    this.accepted.set(tenant, (this.accepted.get(tenant) ?? 0) + 1);
+  }
+
+  /** What other gateways accepted of a tenant's mutations comes off this gateway's bucket too. */
+  debitTenant(tenant: string, count: number): void {
+    this.tenantBucket(tenant).debit(count);
+  }
+
+  /** The mutations accepted per tenant since the previous call. */
+  takeAccepted(): Map<string, number> {
+    const accepted = this.accepted;
+    this.accepted = new Map();
+    return accepted;
+  }
+
+  private tenantBucket(tenant: string): TokenBucket {
     let bucket = this.tenants.get(tenant);
     if (!bucket) {
       if (this.tenants.size >= MAX_TENANT_BUCKETS) this.forgetIdleTenants();
@@ -45,7 +68,7 @@ export class RateLimits {
       bucket = new TokenBucket(rate, rate * 2);
       this.tenants.set(tenant, bucket);
     }
-    refuseIfWaiting(bucket.take(), 'this tenant sends mutations too fast');
+    return bucket;
   }
 
   private forgetIdleTenants(): void {

@@ -25,4 +25,15 @@ describe('TokenBucket', () => {
     expect(bucket.take(1000)).toBe(0);
     expect(bucket.take(500)).toBe(1000);
   });
+
+  it('takes what other gateways spent, going into debt no deeper than one burst', () => {
+    const bucket = new TokenBucket(10, 20, 0);
+    bucket.debit(15, 0);
+    expect([bucket.take(0), bucket.take(0), bucket.take(0), bucket.take(0), bucket.take(0)]).toEqual([0, 0, 0, 0, 0]);
+    expect(bucket.take(0)).toBe(100);
+    bucket.debit(1000, 0);
+    // 20 tokens of debt at 10 a second: 2 s until the first token is back, and no longer.
+    expect(bucket.take(1000)).toBe(1100);
+    expect(bucket.take(2100)).toBe(0);
+  });
 });

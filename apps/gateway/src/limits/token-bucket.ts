@@ -25,6 +25,15 @@ export class TokenBucket {
     return Math.ceil(((1 - this.tokens) * 1000) / this.ratePerSecond);
   }
 
+  /**
+   * Takes `count` tokens that were spent elsewhere (another gateway's share of the same limit).
+   * The bucket may go into debt, down to one burst, and admits nothing until it is paid back.
+   */
+  debit(count: number, now: number = Date.now()): void {
+    this.refill(now);
+    this.tokens = Math.max(-this.burst, this.tokens - count);
+  }
+
   /** Whether the bucket has refilled completely: forgetting it then changes nothing. */
   isFull(now: number = Date.now()): boolean {
     this.refill(now);
