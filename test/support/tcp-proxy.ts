@@ -1,6 +1,6 @@
 /**
- * A client's network path to the gateways, for fault tests: what a load balancer and the
- * network between do. Each connection goes to the preferred gateway, or, when that one refuses
+ * A client's network path to the gateways (or a service's to NATS), for fault tests: what a load
+ * balancer and the network between do. Each connection goes to the preferred gateway, or, when that one refuses
  * (it died), to the next one that accepts, like a balancer whose health check caught up.
  *
  * `partition()` cuts the path without closing anything, as a broken link does: bytes are held
@@ -69,6 +69,11 @@ export class TcpProxy {
       link.upstream?.resume();
     }
     for (const release of this.held.splice(0)) release();
+  }
+
+  /** Closes every open connection on both ends at once, as a crash or a reset does. */
+  reset(): void {
+    for (const link of [...this.links]) this.drop(link);
   }
 
   async close(): Promise<void> {

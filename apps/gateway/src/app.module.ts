@@ -21,6 +21,7 @@ import { SseController } from './sse/sse.controller.js';
 import { SseService } from './sse/sse.service.js';
 import { MutationService } from './mutations/mutation.service.js';
 import { OutcomeAcks } from './mutations/outcome-acks.js';
+import { OverdueOutcomes } from './mutations/overdue-outcomes.js';
 import { ReplayService } from './resume/replay.service.js';
 import { SyncService } from './sync/sync.service.js';
 import { DeliveryMetrics } from './telemetry/delivery-metrics.js';
@@ -50,6 +51,7 @@ export class AppModule {
         HttpAuth,
         SseService,
         OutcomeAcks,
+        OverdueOutcomes,
         MutationService,
         SyncService,
         FrameRouter,

@@ -103,6 +103,8 @@ export const QueryName = {
   snapshot: 'snapshot',
   /** The recorded outcome of a mutation id, for resent mutations. */
   outcome: 'outcome',
+  /** The recorded outcomes of several mutation ids: a gateway recovering outcomes that are overdue. */
+  outcomes: 'outcomes',
   /** Whether a worker reaches PostgreSQL. */
   health: 'health',
   /** What a tenant has stored. */

@@ -16,12 +16,21 @@ const DRAIN_POLL_MS = 10;
  * also watches the socket's unsent bytes: a client that stops reading is closed (and resumes
  * later with its cursor) rather than being allowed to grow the gateway's memory.
  */
+/** A mutation of this connection whose final outcome has not been sent yet. */
+export interface AwaitedOutcome {
+  readonly frameId: string | undefined;
+  /** When to ask the workers' ledger for it, should the outcome message not have come by then. */
+  checkAt: number;
+  /** Times it was asked for and not recorded yet. */
+  checks: number;
+}
+
 export class Connection {
   readonly id = randomBytes(9).toString('base64url');
   /** Entity types this connection receives changes of. */
   readonly subscriptions = new Set<string>();
-  /** Frame ids of `mutate` frames awaiting their outcome, by mutation id, so the final ack echoes it. */
-  readonly awaitingOutcome = new Map<string, string | undefined>();
+  /** `mutate` frames awaiting their outcome, by mutation id: the final ack echoes the frame id. */
+  readonly awaitingOutcome = new Map<string, AwaitedOutcome>();
   private open = true;
 
   constructor(

@@ -7,6 +7,13 @@ import { ConnectionRegistry } from '../connections/connection.registry.js';
 import { PrometheusMetrics } from '../telemetry/prometheus-metrics.js';
 
 /**
+ * How late an outcome may be before the gateway asks the workers' ledger for it. Outcomes come
+ * over core NATS, and one published while this gateway was cut off from NATS is lost: the
+ * ledger has it, and `OverdueOutcomes` fetches it from there.
+ */
+export const OVERDUE_AFTER_MS = 5_000;
+
+/**
  * Turns the workers' outcome messages into the author's final `ack` (applied, merged or
  * rejected, with the version and, when the client must rebase or roll back, the server's document).
  * A worker sends the outcomes of one batch for this gateway in one message.
@@ -25,7 +32,9 @@ export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdow
 
   /** Remembers the frame id of a `mutate`, for the ack that will answer it. */
   expect(connectionId: string, mutationId: string, frameId: string | undefined): void {
-    this.connections.get(connectionId)?.awaitingOutcome.set(mutationId, frameId);
+    this.connections
+      .get(connectionId)
+      ?.awaitingOutcome.set(mutationId, { frameId, checkAt: Date.now() + OVERDUE_AFTER_MS, checks: 0 });
   }
 
   forget(connectionId: string, mutationId: string): void {
@@ -59,7 +68,7 @@ export class OutcomeAcks implements OnApplicationBootstrap, OnApplicationShutdow
     // Only the answer to a mutation this connection sent: headers on a message published
     // straight onto NATS must not let anyone else write into a client's connection.
     if (!connection.awaitingOutcome.has(outcome.mutationId)) return;
-    const frameId = connection.awaitingOutcome.get(outcome.mutationId);
+    const frameId = connection.awaitingOutcome.get(outcome.mutationId)?.frameId;
     connection.awaitingOutcome.delete(outcome.mutationId);
     connection.send('ack', outcome, frameId);
   }

@@ -6,6 +6,8 @@ import type {
   JsonObject,
   OutcomeQuery,
   OutcomeQueryResult,
+  OutcomesQuery,
+  OutcomesQueryResult,
   SnapshotQuery,
   SnapshotQueryResult,
   StatsQuery,
@@ -89,30 +91,41 @@ export class QueryRepository {
   }
 
   async outcome(query: OutcomeQuery): Promise<OutcomeQueryResult> {
+    const [outcome] = (await this.outcomes({ tenant: query.tenant, mutationIds: [query.mutationId] })).outcomes;
+    return outcome ? { found: true, outcome } : { found: false };
+  }
+
+  /**
+   * What the ledger recorded for these mutations, with the entity's current document and clock
+   * (the client rebases or rolls back on them). Marked `duplicate`: the entity may have moved on
+   * since the mutation was processed.
+   */
+  async outcomes(query: OutcomesQuery): Promise<OutcomesQueryResult> {
     const rows: Array<Record<string, unknown>> = await this.dataSource.query(
-      `SELECT m.entity_type, m.entity_id, m.status, m.version, m.code, e.data, e.deleted, e.vector_clock
+      `SELECT m.mutation_id, m.entity_type, m.entity_id, m.status, m.version, m.code, e.data, e.deleted, e.vector_clock
          FROM mutations m
          LEFT JOIN entities e ON e.tenant = m.tenant AND e.entity_type = m.entity_type AND e.entity_id = m.entity_id
-        WHERE m.tenant = $1 AND m.mutation_id = $2`,
-      [query.tenant, query.mutationId],
+        WHERE m.tenant = $1 AND m.mutation_id = ANY($2)`,
+      [query.tenant, query.mutationIds],
     );
-    const row = rows[0];
-    if (!row) return { found: false };
-    const status = row['status'] as 'applied' | 'merged' | 'rejected';
     return {
-      found: true,
-      outcome: {
-        mutationId: query.mutationId,
-        entityType: row['entity_type'] as string,
-        entityId: row['entity_id'] as string,
-        status,
-        version: Number(row['version']),
-        // The current document, which the client needs to rebase or roll back.
-        ...(status === 'applied' ? {} : { data: row['deleted'] ? null : ((row['data'] as JsonObject | null) ?? null) }),
-        vectorClock: (row['vector_clock'] as VectorClockRecord | null) ?? {},
-        duplicate: true,
-        ...(row['code'] === 'SUPERSEDED' ? { code: 'SUPERSEDED' as const } : {}),
-      },
+      outcomes: rows.map((row) => {
+        const status = row['status'] as 'applied' | 'merged' | 'rejected';
+        return {
+          mutationId: row['mutation_id'] as string,
+          entityType: row['entity_type'] as string,
+          entityId: row['entity_id'] as string,
+          status,
+          version: Number(row['version']),
+          // The current document, which the client needs to rebase or roll back.
+          ...(status === 'applied'
+            ? {}
+            : { data: row['deleted'] ? null : ((row['data'] as JsonObject | null) ?? null) }),
+          vectorClock: (row['vector_clock'] as VectorClockRecord | null) ?? {},
+          duplicate: true,
+          ...(row['code'] === 'SUPERSEDED' ? { code: 'SUPERSEDED' as const } : {}),
+        };
+      }),
     };
   }
 }

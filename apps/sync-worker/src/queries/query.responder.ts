@@ -6,6 +6,7 @@ import {
   Subjects,
   changesQuerySchema,
   outcomeQuerySchema,
+  outcomesQuerySchema,
   healthQuerySchema,
   statsQuerySchema,
   snapshotQuerySchema,
@@ -33,6 +34,7 @@ export class QueryResponder implements OnApplicationBootstrap, OnApplicationShut
     this.responder.serve(subjects.query(QueryName.changes), changesQuerySchema, (q) => this.queries.changes(q));
     this.responder.serve(subjects.query(QueryName.snapshot), snapshotQuerySchema, (q) => this.queries.snapshot(q));
     this.responder.serve(subjects.query(QueryName.outcome), outcomeQuerySchema, (q) => this.queries.outcome(q));
+    this.responder.serve(subjects.query(QueryName.outcomes), outcomesQuerySchema, (q) => this.queries.outcomes(q));
     this.responder.serve(subjects.query(QueryName.health), healthQuerySchema, () => this.queries.health());
     this.responder.serve(subjects.query(QueryName.stats), statsQuerySchema, (q) => this.queries.stats(q));
   }

@@ -76,6 +76,18 @@ export const outcomeQueryResultSchema = z.union([
 ]);
 export type OutcomeQueryResult = z.infer<typeof outcomeQueryResultSchema>;
 
+/** Query: the recorded outcomes of several mutations of one tenant; those not recorded yet are left out. */
+export const MAX_OUTCOMES_PER_QUERY = 200;
+export const outcomesQuerySchema = z.strictObject({
+  tenant: tenantSchema,
+  mutationIds: z.array(z.string().min(1).max(128)).min(1).max(MAX_OUTCOMES_PER_QUERY),
+});
+export type OutcomesQuery = z.infer<typeof outcomesQuerySchema>;
+export const outcomesQueryResultSchema = z.strictObject({
+  outcomes: z.array(outcomeMessageSchema.omit({ connectionId: true })),
+});
+export type OutcomesQueryResult = z.infer<typeof outcomesQueryResultSchema>;
+
 /** Query: changes of an entity type after a stream sequence, or of one entity after a version. */
 export const changesQuerySchema = z.strictObject({
   tenant: tenantSchema,
