@@ -14,6 +14,14 @@ const PEAK_DECAY = 0.5 ** (SAMPLE_INTERVAL_MS / 30_000);
 const BUSY_SHARE = 0.5;
 /** A queue this short is never a reason to refuse, whatever the rate. */
 const MIN_BACKLOG = 200;
+/**
+ * After the queue could not be read or did not move (a NATS failover, PostgreSQL down), how long
+ * its drain rate is not trusted: the workers are catching up, and a rate measured then made the
+ * gateways refuse every write for seconds after the cluster had recovered.
+ */
+const STALL_GRACE_MS = 10_000;
+/** The queue has not moved for this long with work in it: stalled (a batch alone takes less). */
+const STALL_AFTER_MS = 2_000;
 /** Bounds of the delay the gateway asks a refused client to wait. */
 const MIN_RETRY_MS = 200;
 const MAX_RETRY_MS = 10_000;
@@ -53,6 +61,9 @@ export class Overload implements OnApplicationBootstrap, OnApplicationShutdown {
   private previous: { at: number; processed: number } | undefined;
   private state: QueueState = { backlog: 0, drainPerSecond: 0, delayMs: 0, shedding: false };
   private peakDrainPerSecond = 0;
+  private stalledAt = Number.NEGATIVE_INFINITY;
+  /** Since when the workers have processed nothing while work waited, if they have not. */
+  private stillSince: number | undefined;
   /** Mutations this gateway sent to JetStream that it has not yet heard back about. */
   private unconfirmed = 0;
 
@@ -120,6 +131,7 @@ export class Overload implements OnApplicationBootstrap, OnApplicationShutdown {
         // Unknown is not overloaded.
         if (this.state.shedding) this.logger.warn("the workers' queue cannot be read; admitting mutations");
         this.state = { ...this.state, shedding: false };
+        this.stalledAt = performance.now();
       }
     } finally {
       this.sampling = false;
@@ -138,7 +150,10 @@ export class Overload implements OnApplicationBootstrap, OnApplicationShutdown {
     this.peakDrainPerSecond = Math.max(this.peakDrainPerSecond * PEAK_DECAY, drainPerSecond);
     const delayMs = backlog < MIN_BACKLOG ? 0 : (backlog / Math.max(drainPerSecond, 1)) * 1000;
     const limit = this.config.OVERLOAD_QUEUE_DELAY_MS;
-    const busy = drainPerSecond > 0 && drainPerSecond >= BUSY_SHARE * this.peakDrainPerSecond;
+    if (rate > 0 || backlog === 0) this.stillSince = undefined;
+    else if ((this.stillSince ??= now) <= now - STALL_AFTER_MS) this.stalledAt = now;
+    const recovering = now - this.stalledAt < STALL_GRACE_MS;
+    const busy = drainPerSecond > 0 && drainPerSecond >= BUSY_SHARE * this.peakDrainPerSecond && !recovering;
     const shedding = busy && (this.state.shedding ? delayMs > limit / 2 : delayMs > limit);
     if (shedding !== this.state.shedding) {
       this.logger.info(
