@@ -1086,4 +1086,3 @@ describe('deploy/k8s YAML', () => {
     expect(unformatted).toEqual([]);
   });
 });
-
