@@ -225,6 +225,11 @@ export class NatsCluster {
     const count = options.nodes ?? 3;
     if (count < 1) throw new Error('a cluster needs at least one node');
     const binary = options.binary ?? process.env['NATS_SERVER_BIN'] ?? DEFAULT_BINARY;
+    if (!existsSync(binary)) {
+      throw new Error(
+        `no nats-server at ${binary}: install it with "apt-get install nats-server" (or set NATS_SERVER_BIN)`,
+      );
+    }
     await removeOrphanedDirs();
     const rootDir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
     const ports = await freePorts(count * 3);
