@@ -40,6 +40,8 @@ interface FaultReport {
   readonly mutations: number;
   readonly longestPauseMs: number;
   readonly who: string;
+  /** The longest time from making a change to its final outcome, over every client. */
+  readonly longestOutcomeMs: number;
   /** When the pause began and ended, from the fault's start. */
   readonly pauseWindow: string;
   readonly reconnects: number;
@@ -113,11 +115,13 @@ describe(`faults under load (${FULL ? 'full' : 'short'} form)`, () => {
         ...longestPause(client.deliveries, fleet.startedAt, fleet.stoppedAt),
       }));
       const worst = pauses.reduce((a, b) => (b.ms > a.ms ? b : a));
+      const slowest = Math.max(...fleet.clients.map((client) => client.longestOutcomeWait.ms));
       const report: FaultReport = {
         fault,
         mutations: fleet.writes,
         longestPauseMs: worst.ms,
         who: worst.client.name,
+        longestOutcomeMs: slowest,
         pauseWindow: `${((worst.endedAt - worst.ms - faultAt) / 1000).toFixed(1)}..${((worst.endedAt - faultAt) / 1000).toFixed(1)} s after the fault, back at ${((recoveredAt - faultAt) / 1000).toFixed(1)} s`,
         reconnects: fleet.clients.reduce((sum, client) => sum + client.reconnects, 0),
         superseded: outcomes.filter((status) => status === 'rejected').length,
@@ -126,7 +130,8 @@ describe(`faults under load (${FULL ? 'full' : 'short'} form)`, () => {
       reports.push(report);
       process.stdout.write(
         `\n[faults] ${fault}: ${report.mutations} mutations, longest pause in delivery ${report.longestPauseMs} ms ` +
-          `(${report.who}, ${report.pauseWindow}), ${report.reconnects} reconnects, ${report.superseded} superseded${notes ? `; ${notes}` : ''}\n`,
+          `(${report.who}, ${report.pauseWindow}), longest wait for an outcome ${report.longestOutcomeMs} ms, ` +
+          `${report.reconnects} reconnects, ${report.superseded} superseded${notes ? `; ${notes}` : ''}\n`,
       );
       return fleet;
     } finally {
@@ -283,11 +288,11 @@ async function writeReport(reports: readonly FaultReport[]): Promise<void> {
   const lines = [
     `Fault suite (${FULL ? 'full' : 'short'} form), ${new Date().toISOString()}`,
     '',
-    '| Fault | Mutations | Longest pause in delivery | Reconnects | Superseded | Notes |',
-    '| --- | ---: | ---: | ---: | ---: | --- |',
+    '| Fault | Mutations | Longest pause in delivery | Longest wait for an outcome | Reconnects | Superseded | Notes |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
     ...reports.map(
       (r) =>
-        `| ${r.fault} | ${r.mutations} | ${r.longestPauseMs} ms (${r.who}) | ${r.reconnects} | ${r.superseded} | ${r.notes} |`,
+        `| ${r.fault} | ${r.mutations} | ${r.longestPauseMs} ms (${r.who}) | ${r.longestOutcomeMs} ms | ${r.reconnects} | ${r.superseded} | ${r.notes} |`,
     ),
   ];
   await mkdir('test-output', { recursive: true });

@@ -29,6 +29,10 @@ export class FleetClient {
   readonly deliveries: number[] = [];
   /** Final outcomes, by mutation id. */
   readonly outcomes = new Map<string, string>();
+  /** When each change was made, until its outcome came. */
+  private readonly madeAt = new Map<string, number>();
+  /** The longest time from making a change to its final outcome, and when that outcome came. */
+  longestOutcomeWait = { ms: 0, settledAt: 0 };
   /** Error codes the SDK reported, by code. */
   readonly errors = new Map<string, number>();
   writes = 0;
@@ -40,7 +44,15 @@ export class FleetClient {
     readonly path: TcpProxy,
   ) {
     sdk.on('sync:delta', () => this.deliveries.push(Date.now()));
-    sdk.on('mutation:settled', ({ mutationId, status }) => this.outcomes.set(mutationId, status));
+    sdk.on('mutation:queued', ({ mutationId }) => this.madeAt.set(mutationId, Date.now()));
+    sdk.on('mutation:settled', ({ mutationId, status }) => {
+      this.outcomes.set(mutationId, status);
+      const madeAt = this.madeAt.get(mutationId);
+      this.madeAt.delete(mutationId);
+      if (madeAt === undefined) return;
+      const now = Date.now();
+      if (now - madeAt > this.longestOutcomeWait.ms) this.longestOutcomeWait = { ms: now - madeAt, settledAt: now };
+    });
     sdk.on('error', ({ code }) => this.errors.set(code, (this.errors.get(code) ?? 0) + 1));
     sdk.on('connected', ({ reconnected }) => reconnected && (this.reconnects += 1));
   }

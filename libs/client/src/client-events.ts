@@ -30,6 +30,8 @@ export interface ClientEvents {
   };
   'delta:processed': DeltaPayload;
   'deltas:processed': { entityType: string; count: number };
+  /** A change is in the offline queue, on its way to the server, under this mutation id. */
+  'mutation:queued': { mutationId: string; entityType: string; entityId: string };
   /** A mutation's final outcome. */
   'mutation:settled': { mutationId: string; entityType: string; entityId: string; status: string; version: number };
   'quality:updated': { averageLatency: number; sub100msSuccessRate: number; qualityScore: number };

@@ -264,6 +264,7 @@ export class DifferentialSyncClient extends TypedEmitter<ClientEvents> {
       const previous = store.viewOf(entityId, this.pending());
       const mutation = this.newMutation(entityType, entityId, value);
       await this.requireQueue().enqueue(mutation);
+      this.emit('mutation:queued', { mutationId: mutation.mutationId, entityType, entityId });
       this.emit('state:change', {
         entityType,
         entityId,
