@@ -248,7 +248,9 @@ function kustomize(overlay: Overlay): KubeObject[] {
   if (result.error) {
     throw new Error(
       `these checks render the manifests with \`kubectl kustomize\`, and kubectl could not be run ` +
-        `(${result.error.message}): install kubectl (any recent version; it works offline)`,
+        `(${result.error.message}): install kubectl 1.27 or later (it works offline): ` +
+        'curl -fsSLo /usr/local/bin/kubectl https://dl.k8s.io/release/v1.32.4/bin/linux/amd64/kubectl && ' +
+        'chmod +x /usr/local/bin/kubectl',
     );
   }
   if (result.status !== 0) throw new Error(`kubectl kustomize ${dir} failed:\n${result.stderr}`);
