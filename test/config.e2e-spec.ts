@@ -1,21 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { bootService as boot } from './support/boot-service.js';
 
 /** A bad configuration stops a service at boot, with a message naming every bad variable. */
 describe('configuration', () => {
-  function boot(service: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [`apps/${service}/dist/main.js`], {
-        env: { PATH: process.env['PATH'] ?? '', ...env },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('exit', (code) => resolve({ code, stderr }));
-    });
-  }
-
   it('names each bad value and exits with EX_CONFIG', async () => {
     const { code, stderr } = await boot('gateway', {
       GATEWAY_PORT: 'eighty',
@@ -34,7 +21,7 @@ describe('configuration', () => {
     expect(stderr).toMatch(/JWT_SECRET: is required in production/);
   });
 
-  it.each(['sync-worker', 'conflict-service'])('refuses a bad value in the %s', async (service) => {
+  it.each(['sync-worker', 'conflict-service'] as const)('refuses a bad value in the %s', async (service) => {
     const { code, stderr } = await boot(service, { DATABASE_POOL_SIZE: '1', DEFAULT_CONFLICT_STRATEGY: 'coin-flip' });
     expect(code).toBe(78);
     expect(stderr).toMatch(/DATABASE_POOL_SIZE="1"/);

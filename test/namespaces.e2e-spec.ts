@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { bootService } from './support/boot-service.js';
 import { TestSystem } from './support/system.js';
 import { startNats, type DisposableNats } from './support/test-services.js';
 import { TestClient, hlcNow, mutationId } from './support/ws-client.js';
@@ -88,13 +88,13 @@ describe('deployments sharing one NATS server', () => {
     }
   });
 
-  it.each(['gateway', 'sync-worker'])(
+  it.each(['gateway', 'sync-worker'] as const)(
     'stops a %s whose stream does not fit with one line naming the limit, and leaves no stream behind',
     async (service) => {
       const suffix = randomBytes(4).toString('hex');
       const names = { MUTATIONS_STREAM: `MUT_${suffix}`, CHANGES_STREAM: `CHG_${suffix}` };
       const before = await streamNames();
-      const { code, stderr } = await boot(service, {
+      const { code, stderr } = await bootService(service, {
         NODE_ENV: 'test',
         LOG_LEVEL: 'silent',
         NATS_URL: nats.url,
@@ -117,17 +117,4 @@ describe('deployments sharing one NATS server', () => {
       expect(await streamNames()).toEqual(before);
     },
   );
-
-  function boot(service: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [`apps/${service}/dist/main.js`], {
-        env: { PATH: process.env['PATH'] ?? '', ...env },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('exit', (code) => resolve({ code, stderr }));
-    });
-  }
 });

@@ -22,10 +22,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeOwnedTempDir, removeOrphanedTempDirs } from './owned-temp-dirs.js';
 
 export interface NatsClusterOptions {
   /** Nodes to start (default 3: the smallest cluster that survives losing one; 1 runs a standalone server). */
@@ -230,8 +230,8 @@ export class NatsCluster {
         `no nats-server at ${binary}: install it with "apt-get install nats-server" (or set NATS_SERVER_BIN)`,
       );
     }
-    await removeOrphanedDirs();
-    const rootDir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+    await removeOrphanedTempDirs(DIR_PREFIX);
+    const rootDir = await makeOwnedTempDir(DIR_PREFIX);
     const ports = await freePorts(count * 3);
     const infos = Array.from({ length: count }, (_, i): NatsNodeInfo => {
       const name = `n${i + 1}`;
@@ -411,27 +411,4 @@ function listenOn(port: number): Promise<Server | undefined> {
     server.once('error', () => resolve(undefined));
     server.listen(port, '127.0.0.1', () => resolve(server));
   });
-}
-
-/**
- * A test process killed outright cannot remove its store directories (its servers die with it):
- * the next cluster removes those whose process is gone.
- */
-async function removeOrphanedDirs(): Promise<void> {
-  const entries = await readdir(tmpdir()).catch(() => [] as string[]);
-  for (const entry of entries) {
-    if (!entry.startsWith(DIR_PREFIX)) continue;
-    const pid = Number(/^(\d+)-/.exec(entry.slice(DIR_PREFIX.length))?.[1]);
-    if (pid && pid !== process.pid && !isAlive(pid)) await rm(join(tmpdir(), entry), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

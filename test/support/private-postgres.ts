@@ -16,12 +16,12 @@
  * `postgres` user, which owns the directory.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chown, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chown, rm } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { makeOwnedTempDir, removeOrphanedTempDirs } from './owned-temp-dirs.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 const POSTGRES_LIB = '/usr/lib/postgresql';
@@ -57,8 +57,8 @@ export class PrivatePostgres {
   /** Creates the cluster and starts the server; resolves once it accepts connections. */
   static async start(bin = postgresBinDir()): Promise<PrivatePostgres> {
     if (!bin) throw new Error('no PostgreSQL server binaries: apt-get install postgresql (or set PG_BIN_DIR)');
-    await removeOrphans();
-    const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+    await removeOrphanedTempDirs(DIR_PREFIX);
+    const dir = await makeOwnedTempDir(DIR_PREFIX);
     const runAs = process.getuid?.() === 0 ? postgresUser() : undefined;
     if (runAs) await chown(dir, runAs.uid, runAs.gid);
     const server = new PrivatePostgres(bin, dir, await freePort(), runAs);
@@ -179,22 +179,4 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** A test process killed outright leaves its directory: the next start removes those whose process is gone. */
-async function removeOrphans(): Promise<void> {
-  for (const entry of await readdir(tmpdir()).catch(() => [] as string[])) {
-    if (!entry.startsWith(DIR_PREFIX)) continue;
-    const pid = Number(/^(\d+)-/.exec(entry.slice(DIR_PREFIX.length))?.[1]);
-    if (pid && pid !== process.pid && !isAlive(pid)) await rm(join(tmpdir(), entry), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
