@@ -97,4 +97,9 @@ export const CloseCode = {
    * server library): reconnect and resume; do not send that frame again.
    */
   MESSAGE_TOO_BIG: 1009,
+  /**
+   * A text frame that is not valid UTF-8 (the standard code, sent by the server library): fix the
+   * client's encoding; reconnect and resume.
+   */
+  INVALID_PAYLOAD: 1007,
 } as const;
