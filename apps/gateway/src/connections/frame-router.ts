@@ -9,6 +9,7 @@ import {
   isClientFrameType,
   isJsonObject,
   type ClientFrame,
+  type JsonObject,
 } from '@syncline/contracts';
 import { CONFIG, LOGGER, type Logger } from '@syncline/platform';
 import { authorizeFrame } from '../auth/authorize.js';
@@ -69,16 +70,20 @@ export class FrameRouter {
     }
   }
 
-  /** The id of a frame that was refused before parsing, so the client can tell which one. */
+  /**
+   * The id of a frame refused before it was read (rate limited), so the client can tell which
+   * one. Only the JSON is parsed: a refused frame is not worth a check of its contents.
+   */
   private idOf(data: RawData): string | undefined {
     try {
-      return this.parse(data).id;
+      return idIn(this.readJson(data));
     } catch {
       return undefined;
     }
   }
 
-  private parse(data: RawData): ClientFrame {
+  /** The frame as a JSON object, within the size limit; nothing of its contents is checked yet. */
+  private readJson(data: RawData): JsonObject {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (bytes.byteLength > this.config.MAX_FRAME_BYTES) {
       throw new SynclineError(
@@ -93,8 +98,13 @@ export class FrameRouter {
       throw new SynclineError(ErrorCode.BAD_FRAME, 'frame is not valid UTF-8 JSON');
     }
     if (!isJsonObject(parsed)) throw new SynclineError(ErrorCode.BAD_FRAME, 'frame must be a JSON object');
+    return parsed;
+  }
+
+  private parse(data: RawData): ClientFrame {
+    const parsed = this.readJson(data);
     const unsafe = findUnsafeJson(parsed);
-    const id = typeof parsed['id'] === 'string' ? parsed['id'].slice(0, 128) : undefined;
+    const id = idIn(parsed);
     if (unsafe) throw withRef(new SynclineError(ErrorCode.UNSAFE_INPUT, `frame rejected: ${unsafe}`), id);
     const envelope = envelopeSchema.safeParse(parsed);
     if (!envelope.success) throw withRef(validationError(envelope.error.issues, 'frame'), id);
@@ -154,4 +164,8 @@ function validationError(issues: readonly { path: PropertyKey[]; message: string
   const issue = issues[0];
   const path = issue?.path.map(String).join('.') || '(root)';
   return new SynclineError(ErrorCode.VALIDATION_FAILED, `${what}: ${path}: ${issue?.message ?? 'invalid'}`);
+}
+
+function idIn(frame: JsonObject): string | undefined {
+  return typeof frame['id'] === 'string' ? frame['id'].slice(0, 128) : undefined;
 }
