@@ -9,14 +9,15 @@ import type { JsonObject } from '@syncline/contracts';
 import { eventually } from './eventually.js';
 import type { TestSystem } from './system.js';
 
-export type EntityState = { version: number; data: JsonObject | null };
+/** An entity as PostgreSQL holds it: version and document (null when deleted). */
+export type StoredEntity = { version: number; data: JsonObject | null };
 
 /** The server's current state of an entity type: version and document (null when deleted). */
 export async function serverState(
   system: TestSystem,
   tenant: string,
   entityType: string,
-): Promise<Map<string, EntityState>> {
+): Promise<Map<string, StoredEntity>> {
   const rows = await system.query<{ entity_id: string; version: string; data: JsonObject | null; deleted: boolean }>(
     `SELECT entity_id, version, data, deleted FROM entities WHERE tenant = $1 AND entity_type = $2 AND version > 0`,
     [tenant, entityType],
@@ -110,7 +111,7 @@ export async function expectLastStoredWins(
   );
 }
 
-export function sameState(copy: ReadonlyMap<string, EntityState>, server: ReadonlyMap<string, EntityState>): boolean {
+export function sameState(copy: ReadonlyMap<string, StoredEntity>, server: ReadonlyMap<string, StoredEntity>): boolean {
   if (copy.size !== server.size) return false;
   for (const [id, state] of server) {
     const mine = copy.get(id);
@@ -121,8 +122,8 @@ export function sameState(copy: ReadonlyMap<string, EntityState>, server: Readon
 
 /** The first entities where a copy differs from the server, one line each. */
 export function describeDivergence(
-  copy: ReadonlyMap<string, EntityState>,
-  server: ReadonlyMap<string, EntityState>,
+  copy: ReadonlyMap<string, StoredEntity>,
+  server: ReadonlyMap<string, StoredEntity>,
 ): string {
   const lines: string[] = [];
   for (const [id, state] of server) {

@@ -88,7 +88,8 @@ const ZERO_METRICS: SyncMetrics = {
 const SAVE_DELAY_MS = 100;
 const MAX_HISTORY = 10_000;
 
-type EntityState = Readonly<Record<string, JsonObject>>;
+/** The entities of one type, by id. */
+type EntitiesOfType = Readonly<Record<string, JsonObject>>;
 
 /**
  * A framework-neutral store over a {@link DifferentialSyncClient}: connection state, recent
@@ -102,7 +103,7 @@ export class SyncManager {
   private readonly storageKey: string;
   private readonly listeners = new Set<() => void>();
   private readonly eventListeners = new Set<(event: SyncEvent) => void>();
-  private readonly entityStates = new Map<string, EntityState>();
+  private readonly entityStates = new Map<string, EntitiesOfType>();
   private connectionState: ConnectionState = 'disconnected';
   private events: SyncEvent[] = [];
   private metrics: SyncMetrics = ZERO_METRICS;
@@ -152,7 +153,7 @@ export class SyncManager {
   };
 
   /** The optimistic state of one entity type; the same object until that type changes. */
-  readonly getEntities = (entityType: string): EntityState => {
+  readonly getEntities = (entityType: string): EntitiesOfType => {
     let state = this.entityStates.get(entityType);
     if (!state) {
       state = this.client.getLocalState(entityType);
