@@ -28,6 +28,17 @@ const { values } = parseArgs({
 const BINARY = process.env.NATS_SERVER_BIN ?? 'nats-server';
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Resolves with `check()`'s first truthy value, polling every 100 ms; rejects after `ms`. */
+async function until(check, what, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
 async function run(basePort) {
   const root = mkdtempSync(join(tmpdir(), 'nats-failover-'));
   const nodes = [0, 1, 2].map((i) => ({ name: `n${i + 1}`, port: basePort + i, cluster: basePort + 10 + i }));
@@ -52,14 +63,21 @@ async function run(basePort) {
   };
   nodes.forEach(start);
   try {
-    await sleep(4000);
-    const nc = await connect({
-      servers: nodes.map((node) => `nats://127.0.0.1:${node.port}`),
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-    });
-    const jsm = await jetstreamManager(nc, { timeout: 1000 });
-    await jsm.streams.add({ name: 'MUT', subjects: ['m.>'], retention: RetentionPolicy.Workqueue, num_replicas: 3 });
+    const nc = await until(
+      () =>
+        connect({
+          servers: nodes.map((node) => `nats://127.0.0.1:${node.port}`),
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 250,
+        }),
+      'the servers to listen',
+    );
+    // JetStream answers, and streams can be created, once the cluster has elected its meta leader.
+    const jsm = await until(() => jetstreamManager(nc, { timeout: 1000 }), 'the JetStream cluster to form');
+    await until(
+      () => jsm.streams.add({ name: 'MUT', subjects: ['m.>'], retention: RetentionPolicy.Workqueue, num_replicas: 3 }),
+      'the stream to be created',
+    );
     await jsm.consumers.add('MUT', { durable_name: 'w', ack_policy: AckPolicy.Explicit, ack_wait: 30e9 });
     const js = jetstream(nc);
     const messages = await (
@@ -71,12 +89,14 @@ async function run(basePort) {
       bind: true,
     });
     let killedAt = Infinity;
+    let delivered = 0;
     const firsts = {};
     const mark = (what) => {
       if (Date.now() - killedAt > 300 && firsts[what] === undefined) firsts[what] = Date.now() - killedAt;
     };
     void (async () => {
       for await (const msg of messages) {
+        delivered += 1;
         mark('delivery');
         msg.ack();
       }
@@ -88,20 +108,23 @@ async function run(basePort) {
       );
     }, 5);
     // Make one node lead both the stream and the consumer: losing it costs the most.
+    const consumerLeader = async () => (await jsm.consumers.info('MUT', 'w')).cluster?.leader;
     for (let i = 0; i < 20; i++) {
-      const [consumer, stream] = await Promise.all([jsm.consumers.info('MUT', 'w'), jsm.streams.info('MUT')]);
-      if (consumer.cluster?.leader === stream.cluster?.leader) break;
+      const [current, stream] = await Promise.all([consumerLeader(), jsm.streams.info('MUT')]);
+      if (current === stream.cluster?.leader) break;
       await nc.request('$JS.API.CONSUMER.LEADER.STEPDOWN.MUT.w', '', { timeout: 2000 }).catch(() => undefined);
-      await sleep(1500);
+      await until(async () => {
+        const next = await consumerLeader();
+        return next && next !== current;
+      }, 'the consumer to have another leader');
     }
-    await sleep(2000);
-    const leader = (await jsm.consumers.info('MUT', 'w')).cluster?.leader;
+    // Steady flow before the fault.
+    const before = delivered;
+    await until(async () => delivered > before + 200, 'messages to flow');
+    const leader = await consumerLeader();
     killedAt = Date.now();
     processes.get(leader).kill(values.signal);
-    while (
-      Date.now() - killedAt < 20_000 &&
-      (firsts.consumerLeader === undefined || firsts.streamLeader === undefined)
-    ) {
+    await until(async () => {
       const [consumer, stream] = await Promise.all([
         jsm.consumers.info('MUT', 'w').catch(() => undefined),
         jsm.streams.info('MUT').catch(() => undefined),
@@ -109,9 +132,9 @@ async function run(basePort) {
       if (consumer?.cluster?.leader && consumer.cluster.leader !== leader)
         firsts.consumerLeader ??= Date.now() - killedAt;
       if (stream?.cluster?.leader && stream.cluster.leader !== leader) firsts.streamLeader ??= Date.now() - killedAt;
-      await sleep(100);
-    }
-    await sleep(3000);
+      return firsts.consumerLeader !== undefined && firsts.streamLeader !== undefined;
+    }, 'new leaders');
+    await until(async () => firsts.delivery !== undefined && firsts.publish !== undefined, 'delivery to resume');
     clearInterval(publisher);
     await nc.close();
     return { killed: leader, ...firsts };

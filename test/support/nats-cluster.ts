@@ -23,8 +23,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
+import { freePorts } from './free-ports.js';
 import { makeOwnedTempDir, removeOrphanedTempDirs } from './owned-temp-dirs.js';
 
 export interface NatsClusterOptions {
@@ -70,8 +70,6 @@ const POLL_MS = 50;
 const LOG_RING_SIZE = 100;
 /** Store directories are `<tmp>/syncline-nats-<pid of the test process>-<random>`. */
 const DIR_PREFIX = 'syncline-nats-';
-const PORT_RANGE_START = 20_000;
-const PORT_RANGE_SIZE = 12_000;
 
 // Servers still running, killed on `exit` where that event fires (outside Jest's sandbox).
 const liveServers = new Set<ChildProcess>();
@@ -384,31 +382,4 @@ export class NatsCluster {
     if (!node) throw new Error(`no node #${index} (there are ${this.nodeList.length})`);
     return node;
   }
-}
-
-/**
- * Ports below Linux's ephemeral range (32768 and up), so that no outgoing connection can hold a
- * node's port while the node is down for a restart. Each is checked free by binding it, all are
- * held together so they are distinct, then released for the servers to bind.
- */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let attempt = 0; servers.length < count; attempt++) {
-      if (attempt > count * 50) throw new Error(`found only ${servers.length} of ${count} free ports`);
-      const server = await listenOn(PORT_RANGE_START + Math.floor(Math.random() * PORT_RANGE_SIZE));
-      if (server) servers.push(server);
-    }
-    return servers.map((server) => (server.address() as AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
-}
-
-function listenOn(port: number): Promise<Server | undefined> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(undefined));
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
 }

@@ -18,9 +18,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chown, rm } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePorts } from './free-ports.js';
 import { makeOwnedTempDir, removeOrphanedTempDirs } from './owned-temp-dirs.js';
 
 const SETPRIV = '/usr/bin/setpriv';
@@ -61,7 +61,8 @@ export class PrivatePostgres {
     const dir = await makeOwnedTempDir(DIR_PREFIX);
     const runAs = process.getuid?.() === 0 ? postgresUser() : undefined;
     if (runAs) await chown(dir, runAs.uid, runAs.gid);
-    const server = new PrivatePostgres(bin, dir, await freePort(), runAs);
+    const [port] = await freePorts(1);
+    const server = new PrivatePostgres(bin, dir, port as number, runAs);
     try {
       const init = server.run('initdb', ['-D', join(dir, 'data'), '-U', 'postgres', '-A', 'trust', '-E', 'UTF8']);
       if (init.status !== 0) throw new Error(`initdb failed:\n${init.stderr}`);
@@ -168,15 +169,4 @@ function postgresUser(): { uid: number; gid: number } {
   if (!Number.isInteger(uid) || uid <= 0)
     throw new Error('running as root, and there is no postgres user to run PostgreSQL as');
   return { uid, gid };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

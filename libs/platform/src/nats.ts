@@ -25,6 +25,17 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
 
 export { jetstreamManager };
 
+/**
+ * Calls `listener` each time the connection is back after losing its server. Core NATS messages
+ * published to this connection's subscriptions meanwhile are gone, and consumers that lived on
+ * the lost server are silent: whoever depends on them catches up here.
+ */
+export function onReconnect(nc: NatsConnection, listener: () => void): void {
+  void (async () => {
+    for await (const status of nc.status()) if (status.type === 'reconnect') listener();
+  })();
+}
+
 /** Builds NATS headers from plain pairs. */
 export function headersFrom(pairs: Record<string, string | undefined>): MsgHdrs {
   const h = natsHeaders();

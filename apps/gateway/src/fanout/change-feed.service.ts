@@ -9,6 +9,7 @@ import {
   SpanKind,
   endSpan,
   extractTraceContext,
+  onReconnect,
   type Logger,
   type Telemetry,
 } from '@syncline/platform';
@@ -96,11 +97,7 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnApplicationS
     this.leaderElections = this.nats.subscribe(this.subjects.streamLeaderElected(this.config.CHANGES_STREAM), {
       callback: () => this.restartFeeds('change stream has a new leader'),
     });
-    void (async () => {
-      for await (const status of this.nats.status()) {
-        if (status.type === 'reconnect') this.restartFeeds('reconnected to NATS');
-      }
-    })();
+    onReconnect(this.nats, () => this.restartFeeds('reconnected to NATS'));
   }
 
   private restartFeeds(why: string): void {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { MAX_OUTCOMES_PER_QUERY, QueryName, Subjects, outcomesQueryResultSchema } from '@syncline/contracts';
-import { CONFIG, LOGGER, NATS, requestJson, type Logger } from '@syncline/platform';
+import { CONFIG, LOGGER, NATS, onReconnect, requestJson, type Logger } from '@syncline/platform';
 import type { GatewayConfig } from '../config.js';
 import type { Connection } from '../connections/connection.js';
 import { ConnectionRegistry } from '../connections/connection.registry.js';
@@ -39,15 +39,12 @@ export class OverdueOutcomes implements OnApplicationBootstrap, OnApplicationShu
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.timer.unref();
-    void (async () => {
-      for await (const status of this.nats.status()) {
-        if (status.type !== 'reconnect') continue;
-        for (const connection of this.connections.all()) {
-          for (const awaited of connection.awaitingOutcome.values()) awaited.checkAt = 0;
-        }
-        void this.sweep();
+    onReconnect(this.nats, () => {
+      for (const connection of this.connections.all()) {
+        for (const awaited of connection.awaitingOutcome.values()) awaited.checkAt = 0;
       }
-    })();
+      void this.sweep();
+    });
   }
 
   onApplicationShutdown(): void {
